@@ -1,0 +1,79 @@
+"""The executor contract: how one attempt of a task is run, wherever it runs.
+
+An executor starts an attempt and hands back a ``Handle``; the runner awaits the handle's
+``wait()`` for the ``Outcome`` and calls ``terminate()`` to cancel. Output never passes
+through the runner's memory: executors write it to the attempt's ``stdout`` and ``stderr``
+files in ``AttemptSpec.log_dir``, and the exit code to its ``exit`` file, so that a
+restarted daemon can learn how an attempt it lost track of ended.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+STDOUT = "stdout"
+STDERR = "stderr"
+EXIT = "exit"  # the exit code, written by the attempt's wrapper when the command ends
+PID = "pid"  # the wrapper's pid, which is also the process group id
+
+
+@dataclass(frozen=True)
+class AttemptSpec:
+    """Everything an executor needs to run one attempt."""
+
+    command: str
+    workdir: str
+    log_dir: Path  # absolute; the executor creates it if needed
+    env: Mapping[str, str] = field(default_factory=dict)  # added to the daemon's environment
+    soft_timeout: float | None = None  # seconds from start: SIGTERM to the process group
+    hard_timeout: float | None = None  # seconds from start: SIGKILL to the process group
+    host: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How an attempt ended. A task's failure is data, not an exception."""
+
+    started_at: datetime
+    finished_at: datetime
+    exit_code: int | None = None
+    signal: int | None = None
+    reason: str | None = None  # None when it succeeded; see model.run.Reason
+    stdout_size: int = 0
+    stderr_size: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+
+class Handle(ABC):
+    """A started attempt."""
+
+    pid: int | None = None
+
+    @abstractmethod
+    async def wait(self) -> Outcome:
+        """Wait for the attempt to end, enforcing its timeouts."""
+
+    @abstractmethod
+    async def terminate(self, grace: float) -> None:
+        """SIGTERM to the attempt's whole process group, then SIGKILL after ``grace`` seconds.
+
+        Returns at once; ``wait()`` then reports ``reason="cancelled"``.
+        """
+
+
+class Executor(ABC):
+    """Starts attempts."""
+
+    @abstractmethod
+    async def start(self, spec: AttemptSpec) -> Handle:
+        """Start the attempt. Failing to start at all is an Outcome with reason "error"."""
+
+    async def close(self) -> None:
+        """Release connections and the like."""

@@ -1,0 +1,328 @@
+"""Job definitions: parse a mapping (from YAML, JSON or the API) into a validated ``Job``.
+
+A ``Job`` can only exist valid: its own graph is checked when it is built. Whether the
+jobs it references exist, and whether references form a cycle, is a property of a set of
+jobs: see ``jobnest.model.catalog``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Literal
+
+from jobnest.errors import InvalidJob, InvalidSchedule
+from jobnest.model import graph, schedule
+
+MAX_NAME = 128
+Misfire = Literal["skip", "run_once", "run_all"]
+MISFIRE_POLICIES: tuple[Misfire, ...] = ("skip", "run_once", "run_all")
+NOTIFY_EVENTS = ("failure", "success")
+
+_TASK_KEYS = {
+    "name", "command", "job", "after", "soft_timeout", "hard_timeout",
+    "retries", "retry_delay", "backoff", "host",
+}
+_JOB_KEYS = {"name", "tasks", "schedule", "timezone", "notify", "workdir", "misfire", "notes"}
+
+
+def check_name(value: object, what: str) -> str:
+    """Return ``value`` if it is a valid job or task name, else raise naming the problem."""
+    if not isinstance(value, str):
+        raise InvalidJob(f"{what} name must be a string, got {value!r}")
+    if not 1 <= len(value) <= MAX_NAME:
+        raise InvalidJob(f"{what} name must be 1–{MAX_NAME} characters, got {len(value)}: {value[:40]!r}")
+    if "/" in value:
+        raise InvalidJob(f"{what} name {value!r} contains '/', which joins expanded names")
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise InvalidJob(f"{what} name {value!r} contains a control character")
+    return value
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """How a task is run: shared by command tasks and, for ``host``, job references."""
+
+    soft_timeout: float | None = None
+    hard_timeout: float | None = None
+    retries: int = 0
+    retry_delay: float = 0.0
+    backoff: float = 1.0
+    host: str | None = None
+
+    def delay_before(self, attempt: int) -> float:
+        """Seconds to wait before attempt number ``attempt`` (2 is the first re-attempt)."""
+        return self.retry_delay * self.backoff ** max(0, attempt - 2)
+
+
+@dataclass(frozen=True)
+class CommandTask:
+    """A task that runs a shell command."""
+
+    name: str
+    command: str
+    after: tuple[str, ...] = ()
+    options: TaskOptions = field(default_factory=TaskOptions)
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """A task that *is* another job, expanded inline when a run starts."""
+
+    name: str
+    job: str
+    after: tuple[str, ...] = ()
+    options: TaskOptions = field(default_factory=TaskOptions)
+
+
+Task = CommandTask | JobRef
+
+
+@dataclass(frozen=True)
+class Notify:
+    """Who hears about a run's end, and on which outcomes."""
+
+    email: tuple[str, ...] = ()
+    on: tuple[str, ...] = ("failure",)
+
+
+@dataclass(frozen=True)
+class Job:
+    """A named DAG of tasks, optionally scheduled. Built only valid."""
+
+    name: str
+    tasks: tuple[Task, ...] = ()
+    schedule: str | None = None
+    timezone: str | None = None
+    notify: Notify | None = None
+    workdir: str | None = None
+    misfire: Misfire = "run_once"
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        _check_tasks(self)
+        _check_schedule(self)
+
+    @cached_property
+    def by_name(self) -> dict[str, Task]:
+        return {task.name: task for task in self.tasks}
+
+    @cached_property
+    def references(self) -> tuple[JobRef, ...]:
+        return tuple(t for t in self.tasks if isinstance(t, JobRef))
+
+    @cached_property
+    def content_hash(self) -> str:
+        """A stable hash of the definition: equal for equal jobs, whatever the key order."""
+        text = json.dumps(job_to_dict(self), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _check_tasks(job: Job) -> None:
+    check_name(job.name, "job")
+    seen: set[str] = set()
+    for task in job.tasks:
+        try:
+            check_name(task.name, "task")
+        except InvalidJob as exc:
+            raise InvalidJob(exc.reason, job=job.name) from None
+        if task.name in seen:
+            raise InvalidJob("duplicate task name", job=job.name, task=task.name)
+        seen.add(task.name)
+    for task in job.tasks:
+        for before in task.after:
+            if before not in seen:
+                raise InvalidJob(f"unknown task {before!r} in 'after'", job=job.name, task=task.name)
+    graph.check_acyclic(job.name, {t.name: t.after for t in job.tasks})
+
+
+def _check_schedule(job: Job) -> None:
+    try:
+        if job.schedule is not None:
+            schedule.check(job.schedule)
+        if job.timezone is not None:
+            schedule.zone(job.timezone)
+    except InvalidSchedule as exc:
+        raise InvalidJob(str(exc), job=job.name) from None
+    if job.misfire not in MISFIRE_POLICIES:
+        raise InvalidJob(
+            f"misfire must be one of {', '.join(MISFIRE_POLICIES)}, got {job.misfire!r}", job=job.name
+        )
+
+
+# --- parsing -------------------------------------------------------------------------------
+
+
+def parse_job(data: object) -> Job:
+    """Build a ``Job`` from a decoded YAML/JSON mapping.
+
+    Raises:
+        InvalidJob: the message names the job, the task and the reason.
+    """
+    if not isinstance(data, Mapping):
+        raise InvalidJob(f"a job must be a mapping with a 'name', got {_kind(data)}")
+    name = check_name(data.get("name"), "job")
+    _refuse_unknown(data, _JOB_KEYS, job=name)
+    raw_tasks = data.get("tasks") or []
+    if not isinstance(raw_tasks, list):
+        raise InvalidJob(f"'tasks' must be a list, got {_kind(raw_tasks)}", job=name)
+    return Job(
+        name=name,
+        tasks=tuple(_parse_task(name, raw, i) for i, raw in enumerate(raw_tasks)),
+        schedule=_optional_str(data, "schedule", name),
+        timezone=_optional_str(data, "timezone", name),
+        notify=_parse_notify(data.get("notify"), name),
+        workdir=_optional_str(data, "workdir", name),
+        misfire=data.get("misfire", "run_once"),
+        notes=_optional_str(data, "notes", name) or "",
+    )
+
+
+def _parse_task(job: str, raw: object, index: int) -> Task:
+    if not isinstance(raw, Mapping):
+        raise InvalidJob(f"task #{index + 1} must be a mapping, got {_kind(raw)}", job=job)
+    try:
+        name = check_name(raw.get("name"), "task")
+    except InvalidJob as exc:
+        raise InvalidJob(f"task #{index + 1}: {exc.reason}", job=job) from None
+    _refuse_unknown(raw, _TASK_KEYS, job=job, task=name)
+    after = _parse_after(raw.get("after"), job, name)
+    options = _parse_options(raw, job, name)
+    has_command, has_job = raw.get("command") is not None, raw.get("job") is not None
+    if has_command == has_job:
+        which = "both" if has_command else "neither"
+        raise InvalidJob(f"a task needs exactly one of 'command' or 'job', got {which}", job=job, task=name)
+    if has_job:
+        target = raw["job"]
+        if not isinstance(target, str):
+            raise InvalidJob(f"'job' must be a job name, got {target!r}", job=job, task=name)
+        return JobRef(name, target, after, options)
+    command = raw["command"]
+    if not isinstance(command, str) or not command.strip():
+        raise InvalidJob(f"'command' must be a non-empty string, got {command!r}", job=job, task=name)
+    if "\x00" in command:
+        raise InvalidJob("'command' contains a NUL character", job=job, task=name)
+    return CommandTask(name, command, after, options)
+
+
+def _parse_after(value: object, job: str, task: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidJob(f"'after' must be a list of task names, got {value!r}", job=job, task=task)
+    return tuple(dict.fromkeys(value))
+
+
+def _parse_options(raw: Mapping[str, Any], job: str, task: str) -> TaskOptions:
+    soft = _number(raw, "soft_timeout", job, task, positive=True)
+    hard = _number(raw, "hard_timeout", job, task, positive=True)
+    if soft is not None and hard is not None and hard < soft:
+        raise InvalidJob(
+            f"hard_timeout ({hard:g}) must not be shorter than soft_timeout ({soft:g})", job=job, task=task
+        )
+    retries = raw.get("retries", 0)
+    if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 100:
+        raise InvalidJob(f"'retries' must be a whole number 0–100, got {retries!r}", job=job, task=task)
+    backoff = _number(raw, "backoff", job, task) or 1.0
+    if backoff < 1:
+        raise InvalidJob(f"'backoff' must be at least 1, got {backoff!r}", job=job, task=task)
+    host = raw.get("host")
+    if host is not None and (not isinstance(host, str) or not host.strip()):
+        raise InvalidJob(f"'host' must be a host name, got {host!r}", job=job, task=task)
+    return TaskOptions(soft, hard, retries, _number(raw, "retry_delay", job, task) or 0.0, backoff, host)
+
+
+def _number(
+    raw: Mapping[str, Any], key: str, job: str, task: str, *, positive: bool = False
+) -> float | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (positive and value == 0):
+        sign = "a positive" if positive else "a non-negative"
+        raise InvalidJob(f"{key!r} must be {sign} number of seconds, got {value!r}", job=job, task=task)
+    return float(value)
+
+
+def _parse_notify(value: object, job: str) -> Notify | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise InvalidJob(f"'notify' must be a mapping, got {_kind(value)}", job=job)
+    email = value.get("email") or []
+    if isinstance(email, str):
+        email = [email]
+    on = value.get("on") or ["failure"]
+    if isinstance(on, str):
+        on = [on]
+    if not isinstance(email, list) or not all(isinstance(e, str) and "@" in e for e in email):
+        raise InvalidJob(f"'notify.email' must be a list of addresses, got {email!r}", job=job)
+    if any(ch in "".join(email) for ch in "\r\n"):
+        raise InvalidJob("'notify.email' must not contain line breaks", job=job)
+    if not isinstance(on, list) or not set(on) <= set(NOTIFY_EVENTS):
+        raise InvalidJob(f"'notify.on' must list {' and/or '.join(NOTIFY_EVENTS)}, got {on!r}", job=job)
+    return Notify(tuple(email), tuple(on))
+
+
+def _optional_str(data: Mapping[str, Any], key: str, job: str) -> str | None:
+    value = data.get(key)
+    if value is not None and not isinstance(value, str):
+        raise InvalidJob(f"{key!r} must be a string, got {value!r}", job=job)
+    return value
+
+
+def _refuse_unknown(
+    data: Mapping[str, Any], known: set[str], *, job: str, task: str | None = None
+) -> None:
+    unknown = sorted(str(k) for k in data if k not in known)
+    if unknown:
+        raise InvalidJob(
+            f"unknown field {unknown[0]!r} (known: {', '.join(sorted(known))})", job=job, task=task
+        )
+
+
+def _kind(value: object) -> str:
+    return "nothing" if value is None else type(value).__name__
+
+
+# --- back to plain data --------------------------------------------------------------------
+
+
+def job_to_dict(job: Job) -> dict[str, Any]:
+    """The definition as plain data, defaults left out: ``parse_job`` reads it back equal."""
+    out: dict[str, Any] = {"name": job.name}
+    for key in ("schedule", "timezone", "workdir"):
+        if getattr(job, key) is not None:
+            out[key] = getattr(job, key)
+    if job.misfire != "run_once":
+        out["misfire"] = job.misfire
+    if job.notes:
+        out["notes"] = job.notes
+    if job.notify is not None:
+        out["notify"] = {"email": list(job.notify.email), "on": list(job.notify.on)}
+    out["tasks"] = [task_to_dict(task) for task in job.tasks]
+    return out
+
+
+def task_to_dict(task: Task) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": task.name}
+    if isinstance(task, CommandTask):
+        out["command"] = task.command
+    else:
+        out["job"] = task.job
+    if task.after:
+        out["after"] = list(task.after)
+    defaults = TaskOptions()
+    for key in ("soft_timeout", "hard_timeout", "retries", "retry_delay", "backoff", "host"):
+        value = getattr(task.options, key)
+        if value != getattr(defaults, key):
+            out[key] = value
+    return out

@@ -1,0 +1,44 @@
+"""Run and task statuses, and the allowed transitions between them, as tables."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Literal
+
+RunStatus = Literal["running", "succeeded", "failed", "cancelled"]
+TaskStatus = Literal[
+    "pending", "queued", "running", "succeeded", "failed", "upstream_failed", "cancelled", "skipped"
+]
+Reason = Literal["exit_code", "signal", "soft_timeout", "hard_timeout", "lost", "cancelled", "error"]
+
+TASK_TRANSITIONS: dict[str, frozenset[str]] = {
+    "pending": frozenset({"queued", "running", "upstream_failed", "cancelled", "skipped"}),
+    "queued": frozenset({"running", "cancelled"}),
+    "running": frozenset({"succeeded", "failed", "queued", "cancelled"}),
+    "succeeded": frozenset(),
+    "skipped": frozenset(),
+    # a retry of the run brings these back to pending
+    "failed": frozenset({"pending"}),
+    "upstream_failed": frozenset({"pending"}),
+    "cancelled": frozenset({"pending"}),
+}
+RUN_TRANSITIONS: dict[str, frozenset[str]] = {
+    "running": frozenset({"succeeded", "failed", "cancelled"}),
+    "failed": frozenset({"running"}),
+    "cancelled": frozenset(),
+    "succeeded": frozenset(),
+}
+DONE_OK = frozenset({"succeeded", "skipped"})
+RETRYABLE_RUN = frozenset({"failed"})
+
+
+def can_move(old: str, new: str) -> bool:
+    """Whether a task may go from status ``old`` to ``new``."""
+    return new in TASK_TRANSITIONS[old]
+
+
+def run_outcome(task_statuses: Iterable[str], *, cancelled: bool = False) -> RunStatus:
+    """The status of a run none of whose tasks can move any more."""
+    if cancelled:
+        return "cancelled"
+    return "succeeded" if all(status in DONE_OK for status in task_statuses) else "failed"

@@ -1,0 +1,234 @@
+"""The store contract: what jobnest keeps, whatever the database.
+
+Every write is one transaction. State transitions of a run are written in batches
+(``apply(Changes)``) so that a runner pays one commit per scheduling step, not one per task.
+Instants are aware datetimes in UTC. Records are plain frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    job: str
+    status: str  # model.run.RunStatus
+    trigger: str  # "manual" | "schedule" | "retry"
+    workdir: str
+    created_at: datetime
+    finished_at: datetime | None = None
+    scheduled_for: datetime | None = None
+    owner: str | None = None  # who drives the run now: "host:pid"; None when nobody does
+    heartbeat_at: datetime | None = None
+    retries: int = 0  # how many times the run was retried
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """A task of a run: its current status and the summary of its latest attempt."""
+
+    run_id: int
+    path: str
+    status: str  # model.run.TaskStatus
+    attempts: int = 0
+    reason: str | None = None
+    exit_code: int | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    command: str | None = None  # a fix made in this run; None: the plan's command
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    run_id: int
+    path: str
+    number: int  # 1, 2, ... across retries of the run too
+    status: str  # "running" | "succeeded" | "failed" | "cancelled"
+    started_at: datetime
+    log_dir: str  # relative to the data directory; never derived from the task's path text
+    command: str
+    host: str | None = None
+    finished_at: datetime | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+    reason: str | None = None
+    pid: int | None = None
+    stdout_size: int | None = None
+    stderr_size: int | None = None
+
+
+@dataclass(frozen=True)
+class CommandFix:
+    run_id: int
+    path: str
+    old: str
+    new: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class TaskChange:
+    run_id: int
+    path: str
+    status: str
+    reason: str | None = None
+    exit_code: int | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AttemptEnd:
+    run_id: int
+    path: str
+    number: int
+    status: str
+    finished_at: datetime
+    exit_code: int | None = None
+    signal: int | None = None
+    reason: str | None = None
+    stdout_size: int | None = None
+    stderr_size: int | None = None
+
+
+@dataclass(frozen=True)
+class RunChange:
+    run_id: int
+    status: str
+    finished_at: datetime | None = None
+
+
+@dataclass
+class Changes:
+    """A batch of state transitions, written in one transaction by ``Store.apply``."""
+
+    started: list[AttemptRecord] = field(default_factory=list)
+    ended: list[AttemptEnd] = field(default_factory=list)
+    tasks: list[TaskChange] = field(default_factory=list)
+    run: RunChange | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.started or self.ended or self.tasks or self.run)
+
+
+class Store(ABC):
+    """Runs, their tasks and attempts, and the job catalog."""
+
+    # --- runs ------------------------------------------------------------------------------
+
+    @abstractmethod
+    def create_run(
+        self,
+        *,
+        job: str,
+        plan: Mapping[str, Any],
+        snapshot: Mapping[str, Any],
+        task_paths: Sequence[str],
+        workdir: str,
+        trigger: str,
+        owner: str,
+        now: datetime,
+        scheduled_for: datetime | None = None,
+    ) -> RunRecord:
+        """Insert a running run with every task ``pending``, in one transaction.
+
+        Raises:
+            RunInProgress: the job already has a ``running`` run.
+            Conflict: a run for (job, scheduled_for) exists already.
+        """
+
+    @abstractmethod
+    def get_run(self, run_id: int) -> RunRecord:
+        """Raises NotFound."""
+
+    @abstractmethod
+    def list_runs(self, job: str | None = None, *, limit: int = 50, offset: int = 0) -> list[RunRecord]:
+        """Newest first."""
+
+    @abstractmethod
+    def running_runs(self) -> list[RunRecord]:
+        """Every run whose status is ``running``, oldest first."""
+
+    @abstractmethod
+    def get_plan(self, run_id: int) -> dict[str, Any]:
+        """The frozen plan stored with the run. Raises NotFound."""
+
+    @abstractmethod
+    def get_snapshot(self, run_id: int) -> dict[str, Any]:
+        """The job definitions (name -> {"definition", "hash"}) copied at start."""
+
+    @abstractmethod
+    def tasks(self, run_id: int) -> list[TaskRecord]:
+        """Every task of the run, in plan order. Raises NotFound for an unknown run."""
+
+    @abstractmethod
+    def attempts(self, run_id: int, path: str | None = None) -> list[AttemptRecord]:
+        """Attempts of the run (of one task when ``path`` is given), oldest first."""
+
+    @abstractmethod
+    def apply(self, changes: Changes) -> None:
+        """Write a batch of transitions in one transaction."""
+
+    @abstractmethod
+    def begin_retry(self, run_id: int, *, owner: str, now: datetime) -> RunRecord:
+        """Put a failed run back to ``running``; its unfinished tasks back to ``pending``.
+
+        Succeeded and skipped tasks keep their status. One transaction.
+
+        Raises:
+            NotFound: no such run.
+            NotRetryable: the run is not ``failed``.
+            RunInProgress: another run of the job is in progress.
+        """
+
+    @abstractmethod
+    def fix_command(self, run_id: int, path: str, command: str, *, now: datetime) -> CommandFix:
+        """Replace a task's command for the rest of this run and record the change.
+
+        Raises:
+            NotFound: no such run or task.
+            Conflict: the run is in progress or the task already succeeded.
+        """
+
+    @abstractmethod
+    def command_fixes(self, run_id: int) -> list[CommandFix]:
+        """Every command fix of the run, oldest first."""
+
+    @abstractmethod
+    def heartbeat(self, run_id: int, *, owner: str, now: datetime) -> None:
+        """Record that ``owner`` still drives the run."""
+
+    @abstractmethod
+    def release(self, run_id: int, *, owner: str) -> None:
+        """``owner`` stops driving the run (it has ended)."""
+
+    # --- the job catalog ---------------------------------------------------------------------
+
+    @abstractmethod
+    def put_job(self, name: str, definition: Mapping[str, Any], content_hash: str, *, now: datetime) -> int:
+        """Create or replace a job; a new version only when the hash changed. Returns the version."""
+
+    @abstractmethod
+    def get_job(self, name: str) -> dict[str, Any]:
+        """The current definition. Raises NotFound."""
+
+    @abstractmethod
+    def list_jobs(self) -> dict[str, dict[str, Any]]:
+        """name -> current definition, by name."""
+
+    @abstractmethod
+    def delete_job(self, name: str) -> None:
+        """Raises NotFound. (Whether others refer to it is checked by the caller.)"""
+
+    @abstractmethod
+    def job_versions(self, name: str) -> list[tuple[int, str, datetime]]:
+        """(version, hash, created_at), oldest first."""
+
+    def close(self) -> None:
+        """Release connections."""
