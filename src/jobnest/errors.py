@@ -60,9 +60,7 @@ class JobCycleError(InvalidJob):
 
     def __init__(self, path: list[str]) -> None:
         self.path = path
-        super().__init__(
-            "jobs reference each other in a cycle: " + " → ".join(path), job=path[0].split(" ")[0]
-        )
+        super().__init__("jobs reference each other in a cycle: " + " → ".join(path), job=path[0])
 
 
 class PlanTooLarge(InvalidInput):

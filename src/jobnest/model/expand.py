@@ -88,6 +88,7 @@ class _Builder:
         self.edges: list[tuple[str, str]] = []
         self.hashes: dict[str, str] = {}
         self.tasks = 0
+        self.references = 0
 
     def add_job(
         self, job: Job, prefix: str, context: tuple[str, ...], trail: list[str], host: str | None
@@ -104,6 +105,7 @@ class _Builder:
             else:
                 self.add_reference(job, task, path, context, trail, host)
                 entry[task.name], exit_[task.name] = path, path + "/"
+        for task in job.tasks:  # a second pass: 'after' may name a task defined further down
             self.edges.extend((exit_[before], entry[task.name]) for before in task.after)
         roots = [entry[t.name] for t in job.tasks if not t.after]
         ends = [exit_[name] for name in graph.leaves({t.name: t.after for t in job.tasks})]
@@ -131,6 +133,12 @@ class _Builder:
         host: str | None,
     ) -> None:
         here = [*trail, f"{ref.name} ({ref.job})"]
+        self.references += 1
+        if self.references > self.limits.max_tasks:  # empty jobs add no tasks, only markers
+            raise PlanTooLarge(
+                f"job expands to more than {self.limits.max_tasks} job references (at {path!r}); "
+                "raise the max_tasks limit if this is intended"
+            )
         if ref.job in context:
             raise JobCycleError(here)
         if len(context) > self.limits.max_depth:

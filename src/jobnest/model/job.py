@@ -230,7 +230,8 @@ def _parse_options(raw: Mapping[str, Any], job: str, task: str) -> TaskOptions:
     retries = raw.get("retries", 0)
     if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 100:
         raise InvalidJob(f"'retries' must be a whole number 0–100, got {retries!r}", job=job, task=task)
-    backoff = _number(raw, "backoff", job, task) or 1.0
+    backoff = _number(raw, "backoff", job, task)
+    backoff = 1.0 if backoff is None else backoff
     if backoff < 1:
         raise InvalidJob(f"'backoff' must be at least 1, got {backoff!r}", job=job, task=task)
     host = raw.get("host")
@@ -257,6 +258,8 @@ def _parse_notify(value: object, job: str) -> Notify | None:
         return None
     if not isinstance(value, Mapping):
         raise InvalidJob(f"'notify' must be a mapping, got {_kind(value)}", job=job)
+    value = {"on" if key is True else key: v for key, v in value.items()}  # YAML 1.1: on == True
+    _refuse_unknown(value, {"email", "on"}, job=job)
     email = value.get("email") or []
     if isinstance(email, str):
         email = [email]
@@ -267,7 +270,7 @@ def _parse_notify(value: object, job: str) -> Notify | None:
         raise InvalidJob(f"'notify.email' must be a list of addresses, got {email!r}", job=job)
     if any(ch in "".join(email) for ch in "\r\n"):
         raise InvalidJob("'notify.email' must not contain line breaks", job=job)
-    if not isinstance(on, list) or not set(on) <= set(NOTIFY_EVENTS):
+    if not isinstance(on, list) or not all(e in NOTIFY_EVENTS for e in on):
         raise InvalidJob(f"'notify.on' must list {' and/or '.join(NOTIFY_EVENTS)}, got {on!r}", job=job)
     return Notify(tuple(email), tuple(on))
 

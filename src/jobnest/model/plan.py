@@ -74,6 +74,8 @@ class Plan:
         queue = deque(free)
         while queue:
             node_id = queue.popleft()
+            if node_id in self._blocked:  # cancelled: never offered, whatever finishes
+                continue
             node = self._node[node_id]
             if node.is_task and node_id not in self._finished:
                 self._ready.append(node)
