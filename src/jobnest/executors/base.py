@@ -75,5 +75,5 @@ class Executor(ABC):
     async def start(self, spec: AttemptSpec) -> Handle:
         """Start the attempt. Failing to start at all is an Outcome with reason "error"."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional for executors
         """Release connections and the like."""

@@ -20,7 +20,9 @@ def check_catalog(jobs: Mapping[str, Job]) -> None:
     for job in jobs.values():
         for ref in job.references:
             if ref.job not in jobs:
-                raise InvalidJob(f"reference to unknown job {ref.job!r}", job=job.name, task=ref.name)
+                raise InvalidJob(
+                    f"reference to unknown job {ref.job!r}", job=job.name, task=ref.name
+                )
     done: set[str] = set()
     for name in jobs:
         if name not in done:

@@ -148,7 +148,9 @@ class _Builder:
             )
         child = self.lookup(ref.job)
         if child is None:
-            raise InvalidJob(f"reference to unknown job {ref.job!r}", job=parent.name, task=ref.name)
+            raise InvalidJob(
+                f"reference to unknown job {ref.job!r}", job=parent.name, task=ref.name
+            )
         start, end = path, path + "/"
         self.nodes.append(PlanNode(start, "start", child.name))
         roots, leaves = self.add_job(

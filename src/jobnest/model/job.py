@@ -25,8 +25,16 @@ MISFIRE_POLICIES: tuple[Misfire, ...] = ("skip", "run_once", "run_all")
 NOTIFY_EVENTS = ("failure", "success")
 
 _TASK_KEYS = {
-    "name", "command", "job", "after", "soft_timeout", "hard_timeout",
-    "retries", "retry_delay", "backoff", "host",
+    "name",
+    "command",
+    "job",
+    "after",
+    "soft_timeout",
+    "hard_timeout",
+    "retries",
+    "retry_delay",
+    "backoff",
+    "host",
 }
 _JOB_KEYS = {"name", "tasks", "schedule", "timezone", "notify", "workdir", "misfire", "notes"}
 
@@ -36,7 +44,9 @@ def check_name(value: object, what: str) -> str:
     if not isinstance(value, str):
         raise InvalidJob(f"{what} name must be a string, got {value!r}")
     if not 1 <= len(value) <= MAX_NAME:
-        raise InvalidJob(f"{what} name must be 1–{MAX_NAME} characters, got {len(value)}: {value[:40]!r}")
+        raise InvalidJob(
+            f"{what} name must be 1–{MAX_NAME} characters, got {len(value)}: {value[:40]!r}"
+        )
     if "/" in value:
         raise InvalidJob(f"{what} name {value!r} contains '/', which joins expanded names")
     if any(unicodedata.category(ch) == "Cc" for ch in value):
@@ -137,7 +147,9 @@ def _check_tasks(job: Job) -> None:
     for task in job.tasks:
         for before in task.after:
             if before not in seen:
-                raise InvalidJob(f"unknown task {before!r} in 'after'", job=job.name, task=task.name)
+                raise InvalidJob(
+                    f"unknown task {before!r} in 'after'", job=job.name, task=task.name
+                )
     graph.check_acyclic(job.name, {t.name: t.after for t in job.tasks})
 
 
@@ -151,7 +163,8 @@ def _check_schedule(job: Job) -> None:
         raise InvalidJob(str(exc), job=job.name) from None
     if job.misfire not in MISFIRE_POLICIES:
         raise InvalidJob(
-            f"misfire must be one of {', '.join(MISFIRE_POLICIES)}, got {job.misfire!r}", job=job.name
+            f"misfire must be one of {', '.join(MISFIRE_POLICIES)}, got {job.misfire!r}",
+            job=job.name,
         )
 
 
@@ -196,7 +209,9 @@ def _parse_task(job: str, raw: object, index: int) -> Task:
     has_command, has_job = raw.get("command") is not None, raw.get("job") is not None
     if has_command == has_job:
         which = "both" if has_command else "neither"
-        raise InvalidJob(f"a task needs exactly one of 'command' or 'job', got {which}", job=job, task=name)
+        raise InvalidJob(
+            f"a task needs exactly one of 'command' or 'job', got {which}", job=job, task=name
+        )
     if has_job:
         target = raw["job"]
         if not isinstance(target, str):
@@ -204,7 +219,9 @@ def _parse_task(job: str, raw: object, index: int) -> Task:
         return JobRef(name, target, after, options)
     command = raw["command"]
     if not isinstance(command, str) or not command.strip():
-        raise InvalidJob(f"'command' must be a non-empty string, got {command!r}", job=job, task=name)
+        raise InvalidJob(
+            f"'command' must be a non-empty string, got {command!r}", job=job, task=name
+        )
     if "\x00" in command:
         raise InvalidJob("'command' contains a NUL character", job=job, task=name)
     return CommandTask(name, command, after, options)
@@ -225,11 +242,15 @@ def _parse_options(raw: Mapping[str, Any], job: str, task: str) -> TaskOptions:
     hard = _number(raw, "hard_timeout", job, task, positive=True)
     if soft is not None and hard is not None and hard < soft:
         raise InvalidJob(
-            f"hard_timeout ({hard:g}) must not be shorter than soft_timeout ({soft:g})", job=job, task=task
+            f"hard_timeout ({hard:g}) must not be shorter than soft_timeout ({soft:g})",
+            job=job,
+            task=task,
         )
     retries = raw.get("retries", 0)
     if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 100:
-        raise InvalidJob(f"'retries' must be a whole number 0–100, got {retries!r}", job=job, task=task)
+        raise InvalidJob(
+            f"'retries' must be a whole number 0–100, got {retries!r}", job=job, task=task
+        )
     backoff = _number(raw, "backoff", job, task)
     backoff = 1.0 if backoff is None else backoff
     if backoff < 1:
@@ -237,7 +258,9 @@ def _parse_options(raw: Mapping[str, Any], job: str, task: str) -> TaskOptions:
     host = raw.get("host")
     if host is not None and (not isinstance(host, str) or not host.strip()):
         raise InvalidJob(f"'host' must be a host name, got {host!r}", job=job, task=task)
-    return TaskOptions(soft, hard, retries, _number(raw, "retry_delay", job, task) or 0.0, backoff, host)
+    return TaskOptions(
+        soft, hard, retries, _number(raw, "retry_delay", job, task) or 0.0, backoff, host
+    )
 
 
 def _number(
@@ -249,7 +272,9 @@ def _number(
     ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
     if not ok or value < 0 or (positive and value == 0):
         sign = "a positive" if positive else "a non-negative"
-        raise InvalidJob(f"{key!r} must be {sign} number of seconds, got {value!r}", job=job, task=task)
+        raise InvalidJob(
+            f"{key!r} must be {sign} number of seconds, got {value!r}", job=job, task=task
+        )
     return float(value)
 
 
@@ -271,7 +296,9 @@ def _parse_notify(value: object, job: str) -> Notify | None:
     if any(ch in "".join(email) for ch in "\r\n"):
         raise InvalidJob("'notify.email' must not contain line breaks", job=job)
     if not isinstance(on, list) or not all(e in NOTIFY_EVENTS for e in on):
-        raise InvalidJob(f"'notify.on' must list {' and/or '.join(NOTIFY_EVENTS)}, got {on!r}", job=job)
+        raise InvalidJob(
+            f"'notify.on' must list {' and/or '.join(NOTIFY_EVENTS)}, got {on!r}", job=job
+        )
     return Notify(tuple(email), tuple(on))
 
 

@@ -9,7 +9,9 @@ RunStatus = Literal["running", "succeeded", "failed", "cancelled"]
 TaskStatus = Literal[
     "pending", "queued", "running", "succeeded", "failed", "upstream_failed", "cancelled", "skipped"
 ]
-Reason = Literal["exit_code", "signal", "soft_timeout", "hard_timeout", "lost", "cancelled", "error"]
+Reason = Literal[
+    "exit_code", "signal", "soft_timeout", "hard_timeout", "lost", "cancelled", "error"
+]
 
 TASK_TRANSITIONS: dict[str, frozenset[str]] = {
     "pending": frozenset({"queued", "running", "upstream_failed", "cancelled", "skipped"}),

@@ -55,7 +55,9 @@ def check(expr: str) -> None:
     if text.startswith("@"):
         raise InvalidSchedule(f"unknown schedule alias {expr!r} (known: {', '.join(ALIASES)})")
     if len(text.split()) != 5:
-        raise InvalidSchedule(f"schedule {expr!r} must have 5 fields (minute hour day month weekday)")
+        raise InvalidSchedule(
+            f"schedule {expr!r} must have 5 fields (minute hour day month weekday)"
+        )
     try:
         CronSim(text, datetime(2000, 1, 1, tzinfo=UTC))
     except CronSimError as exc:

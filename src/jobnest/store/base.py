@@ -148,7 +148,9 @@ class Store(ABC):
         """Raises NotFound."""
 
     @abstractmethod
-    def list_runs(self, job: str | None = None, *, limit: int = 50, offset: int = 0) -> list[RunRecord]:
+    def list_runs(
+        self, job: str | None = None, *, limit: int = 50, offset: int = 0
+    ) -> list[RunRecord]:
         """Newest first."""
 
     @abstractmethod
@@ -211,8 +213,13 @@ class Store(ABC):
     # --- the job catalog ---------------------------------------------------------------------
 
     @abstractmethod
-    def put_job(self, name: str, definition: Mapping[str, Any], content_hash: str, *, now: datetime) -> int:
-        """Create or replace a job; a new version only when the hash changed. Returns the version."""
+    def put_job(
+        self, name: str, definition: Mapping[str, Any], content_hash: str, *, now: datetime
+    ) -> int:
+        """Create or replace a job; a new version only when the hash changed.
+
+        Returns the version.
+        """
 
     @abstractmethod
     def get_job(self, name: str) -> dict[str, Any]:
@@ -230,5 +237,5 @@ class Store(ABC):
     def job_versions(self, name: str) -> list[tuple[int, str, datetime]]:
         """(version, hash, created_at), oldest first."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional for a backend, not abstract
         """Release connections."""

@@ -1,0 +1,287 @@
+"""The ``jobnest`` command line: a thin layer over the runner and the store.
+
+Exit codes: 0 success, 1 a run failed, 2 invalid input (bad file, unknown run, a run that
+cannot be retried, ...), 3 the database cannot be used. Errors are one line on stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from jobnest import logs, recovery
+from jobnest.config import Settings, load_settings
+from jobnest.errors import InvalidInput, JobnestError, NotFound, StoreError
+from jobnest.executors.local import LocalExecutor
+from jobnest.files import load_jobs
+from jobnest.model.expand import expand, plan_to_dict
+from jobnest.model.job import Job
+from jobnest.progress import Progress
+from jobnest.runner import Runner, utc_now
+from jobnest.store.base import RunRecord, Store
+from jobnest.store.sql import SQLStore
+
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+EXIT_STORE = 3
+
+
+class JobnestGroup(click.Group):
+    """Translates jobnest's errors into one line on stderr and an exit code, once."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except StoreError as exc:
+            _fail(str(exc), EXIT_STORE)
+        except JobnestError as exc:
+            _fail(str(exc), EXIT_INVALID)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+@dataclass
+class Context:
+    """What commands share: settings read once, the store opened on first use."""
+
+    settings: Settings
+
+    @cached_property
+    def store(self) -> Store:
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+        return SQLStore.open(self.settings.database_url)
+
+    def runner(self, observer: Progress | None) -> Runner:
+        executor = LocalExecutor(grace=self.settings.grace)
+        return Runner(self.store, executor, self.settings, observer=observer)
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group(cls=JobnestGroup)
+@click.version_option(package_name="jobnest")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """jobnest: jobs of shell commands, jobs inside jobs, retry from failure."""
+    ctx.obj = Context(load_settings())
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--job", "name", required=True, help="The job to run.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary at the end.")
+@pass_context
+def run(ctx: Context, paths: Sequence[str], name: str, as_json: bool) -> None:
+    """Load job files and run the job NAME in the foreground."""
+    jobs = load_jobs(paths)
+    job = _pick(jobs, name)
+    runner = ctx.runner(Progress(sys.stderr if as_json else sys.stdout))
+    recovery.reconcile_stale(ctx.store, ctx.settings, job=name)
+    record = runner.start(job, jobs.get, workdir=os.getcwd())
+    _finish(ctx, runner, record, as_json)
+
+
+@cli.command()
+@click.argument("run_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary at the end.")
+@click.option(
+    "--fix",
+    "fixes",
+    nargs=2,
+    multiple=True,
+    metavar="TASK COMMAND",
+    help="Replace a failed task's command in this run before retrying (recorded).",
+)
+@pass_context
+def retry(ctx: Context, run_id: int, as_json: bool, fixes: Sequence[tuple[str, str]]) -> None:
+    """Retry a failed run from its failures, in the same plan."""
+    runner = ctx.runner(Progress(sys.stderr if as_json else sys.stdout))
+    recovery.reconcile_stale(ctx.store, ctx.settings, job=ctx.store.get_run(run_id).job)
+    for path, command in fixes:
+        runner.store.fix_command(run_id, path, command, now=runner.clock())
+    record = runner.begin_retry(run_id)
+    _finish(ctx, runner, record, as_json)
+
+
+@cli.command()
+@click.argument("run_id", type=int)
+@click.argument("task")
+@click.argument("command")
+@pass_context
+def fix(ctx: Context, run_id: int, task: str, command: str) -> None:
+    """Replace TASK's command in a failed run (then `jobnest retry RUN_ID`)."""
+    change = ctx.store.fix_command(run_id, task, command, now=utc_now())
+    click.echo(f"run {run_id}: {task}: {change.old!r} → {change.new!r}")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+def validate(paths: Sequence[str]) -> None:
+    """Check every job in the files: graphs, references, cycles, schedules."""
+    jobs = load_jobs(paths)
+    click.echo(f"{len(jobs)} job{'s' if len(jobs) != 1 else ''} valid: {', '.join(sorted(jobs))}")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--job", "name", required=True, help="The job to expand.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@pass_context
+def plan(ctx: Context, paths: Sequence[str], name: str, as_json: bool) -> None:
+    """Print the expanded plan of NAME: its tasks and their dependencies."""
+    jobs = load_jobs(paths)
+    graph = expand(_pick(jobs, name), jobs.get, ctx.settings.limits)
+    data = plan_to_dict(graph)
+    if as_json:
+        click.echo(json.dumps({k: data[k] for k in ("job", "nodes", "edges")}, ensure_ascii=False))
+        return
+    before: dict[str, list[str]] = {node.id: [] for node in graph.nodes}
+    for a, b in graph.edges:
+        before[b].append(a)
+    for node in graph.nodes:
+        if node.is_task:
+            after = (
+                f"  after {', '.join(_task_preds(node.id, before, graph))}"
+                if before[node.id]
+                else ""
+            )
+            click.echo(f"{node.id}: {node.command}{after}")
+
+
+def _task_preds(node_id: str, before: dict[str, list[str]], graph: Any) -> list[str]:
+    """The task predecessors of a node, looking through group markers."""
+    kinds = {node.id: node.kind for node in graph.nodes}
+    found: list[str] = []
+    stack = list(before[node_id])
+    seen: set[str] = set()
+    while stack:
+        current = stack.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        if kinds[current] == "task":
+            found.append(current)
+        else:
+            stack.extend(before[current])
+    return sorted(found)
+
+
+@cli.command()
+@click.option("--job", "name", default=None, help="Only runs of this job.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--json", "as_json", is_flag=True)
+@pass_context
+def runs(ctx: Context, name: str | None, limit: int, as_json: bool) -> None:
+    """Run history, newest first."""
+    records = ctx.store.list_runs(name, limit=limit)
+    if as_json:
+        click.echo(json.dumps([_run_json(r) for r in records]))
+        return
+    for r in records:
+        ended = f"{r.finished_at:%Y-%m-%d %H:%M:%S}Z" if r.finished_at else "-"
+        started = f"{r.created_at:%Y-%m-%d %H:%M:%S}Z"
+        click.echo(f"{r.id:>6}  {r.status:<10} {r.job}  started {started}  ended {ended}")
+
+
+@cli.command(name="logs")
+@click.argument("run_id", type=int)
+@click.argument("task")
+@click.option("--stderr", "use_stderr", is_flag=True, help="Show stderr instead of stdout.")
+@click.option("--attempt", type=int, default=None, help="Which attempt (default: the latest).")
+@click.option("--head", type=click.IntRange(min=0), default=None, help="Only the first N lines.")
+@click.option("--tail", type=click.IntRange(min=0), default=None, help="Only the last N lines.")
+@pass_context
+def logs_command(
+    ctx: Context,
+    run_id: int,
+    task: str,
+    use_stderr: bool,
+    attempt: int | None,
+    head: int | None,
+    tail: int | None,
+) -> None:
+    """Print a task's output (stdout by default)."""
+    path = _log_file(ctx, run_id, task, attempt, "stderr" if use_stderr else "stdout")
+    out = sys.stdout.buffer
+    if head is not None:
+        out.write(logs.head(path, head))
+    elif tail is not None:
+        out.write(logs.tail(path, tail))
+    else:
+        for chunk in logs.read_range(path):
+            out.write(chunk)
+    out.flush()
+
+
+def _log_file(ctx: Context, run_id: int, task: str, number: int | None, stream: str) -> Path:
+    attempts = ctx.store.attempts(run_id, task)
+    if not attempts:
+        ctx.store.get_run(run_id)
+        raise NotFound(f"run {run_id} has no attempts of task {task!r}")
+    chosen = (
+        attempts[-1] if number is None else next((a for a in attempts if a.number == number), None)
+    )
+    if chosen is None:
+        raise NotFound(f"task {task!r} of run {run_id} has no attempt {number}")
+    return ctx.settings.home / chosen.log_dir / stream
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _pick(jobs: dict[str, Job], name: str) -> Job:
+    if name not in jobs:
+        known = ", ".join(sorted(jobs)) or "none"
+        raise InvalidInput(f"no job named {name!r} in the files (jobs: {known})")
+    return jobs[name]
+
+
+def _finish(ctx: Context, runner: Runner, record: RunRecord, as_json: bool) -> None:
+    final = asyncio.run(_drive(runner, record.id))
+    if as_json:
+        click.echo(json.dumps(_summary(ctx.store, final), ensure_ascii=False))
+    sys.exit(0 if final.status == "succeeded" else EXIT_FAILED)
+
+
+async def _drive(runner: Runner, run_id: int) -> RunRecord:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, runner.cancel, run_id)
+    return await runner.drive(run_id)
+
+
+def _summary(store: Store, run: RunRecord) -> dict[str, Any]:
+    tasks = {
+        t.path: {"status": t.status, "exit_code": t.exit_code, "attempts": t.attempts}
+        for t in store.tasks(run.id)
+    }
+    return {"run_id": run.id, "job": run.job, "status": run.status, "tasks": tasks}
+
+
+def _run_json(r: RunRecord) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "job": r.job,
+        "status": r.status,
+        "trigger": r.trigger,
+        "created_at": r.created_at.isoformat(),
+        "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+    }
+
+
+def main() -> None:
+    cli(prog_name="jobnest")

@@ -1,0 +1,247 @@
+"""Runs attempts as local processes: the attempt wrapper under ``/bin/sh``, in a session of its own.
+
+The task's stdout and stderr are the files ``stdout`` and ``stderr`` of the attempt's log
+directory, opened here and inherited by the task, so nothing it prints passes through the
+daemon's memory; stdin is ``/dev/null``. Timers run on the event loop's monotonic clock:
+
+- soft timeout: SIGTERM to the whole process group, then SIGKILL after the grace period;
+- hard timeout: SIGKILL to the whole process group;
+- ``terminate(grace)``: SIGTERM to the group, then SIGKILL after ``grace``.
+
+Once the group has been signalled, ``wait()`` returns only when none of its processes is left
+alive: members that outlive the wrapper get the SIGKILL at the end of the grace period too.
+
+The wait is a pidfd watched by the event loop (Linux 5.3+): asyncio's own subprocesses, on
+Python 3.11, wait for each child in a thread of its own, which doubled the cost of a short task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+from collections.abc import Mapping
+from contextlib import suppress
+from datetime import UTC, datetime
+from pathlib import Path
+
+from jobnest.executors.base import EXIT, PID, STDERR, STDOUT, AttemptSpec, Executor, Handle, Outcome
+from jobnest.executors.wrapper import group_alive, split_status, wrapper_argv, write_exit
+from jobnest.model.run import Reason
+
+POLL_INTERVAL = 0.05  # seconds between looks at a signalled group's leftovers
+
+
+class LocalExecutor(Executor):
+    """Runs each attempt as a local process group; ``spec.host`` is not used."""
+
+    def __init__(self, grace: float = 10.0) -> None:
+        self.grace = grace  # seconds between a soft timeout's SIGTERM and its SIGKILL
+
+    async def start(self, spec: AttemptSpec) -> Handle:
+        started_at = _now()
+        started = asyncio.get_running_loop().time()
+        try:
+            process = _spawn(spec)
+        except (OSError, ValueError) as exc:
+            return FailedStart(_start_error(spec, exc, started_at))
+        return LocalHandle(process, spec, started_at, started, self.grace)
+
+
+class LocalHandle(Handle):
+    """A running local attempt: its timers, its process group, and how it ended."""
+
+    def __init__(
+        self,
+        process: subprocess.Popen[bytes],
+        spec: AttemptSpec,
+        started_at: datetime,
+        started: float,
+        grace: float,
+    ) -> None:
+        self.pid = process.pid
+        self._pgid = process.pid  # the wrapper leads its own session and group
+        self._process = process
+        self._log_dir = spec.log_dir
+        self._started_at = started_at
+        self._grace = grace
+        self._reason: Reason | None = None  # set when we signal the group
+        self._kill_at: float | None = None  # loop time of the group's SIGKILL, once decided
+        self._timers: list[asyncio.TimerHandle] = []
+        self._ended = False  # the wrapper has exited and been reaped
+        self._outcome: Outcome | None = None
+        self._arm(spec, started)
+
+    async def wait(self) -> Outcome:
+        if self._outcome is None:
+            self._outcome = await self._end()
+        return self._outcome
+
+    async def terminate(self, grace: float) -> None:
+        if not self._ended:
+            self._stop("cancelled", grace)
+
+    def _arm(self, spec: AttemptSpec, started: float) -> None:
+        loop = asyncio.get_running_loop()
+        if spec.soft_timeout is not None:
+            when = started + spec.soft_timeout
+            self._timers.append(loop.call_at(when, self._stop, "soft_timeout", self._grace))
+        if spec.hard_timeout is not None:
+            when = started + spec.hard_timeout
+            self._timers.append(loop.call_at(when, self._kill, "hard_timeout"))
+
+    def _stop(self, reason: Reason, grace: float) -> None:
+        """SIGTERM to the group now, SIGKILL after ``grace`` unless one comes sooner."""
+        self._note(reason)
+        self._signal(signal.SIGTERM)
+        loop = asyncio.get_running_loop()
+        kill_at = loop.time() + grace
+        if self._kill_at is None or kill_at < self._kill_at:
+            self._kill_at = kill_at
+            self._timers.append(loop.call_at(kill_at, self._kill, None))
+
+    def _kill(self, reason: Reason | None) -> None:
+        if reason is not None:
+            self._note(reason)
+        now = asyncio.get_running_loop().time()
+        self._kill_at = now if self._kill_at is None else min(self._kill_at, now)
+        self._signal(signal.SIGKILL)
+
+    def _note(self, reason: Reason) -> None:
+        """Keep the first reason we stopped for; a hard timeout outranks a soft one."""
+        if self._reason is None or (self._reason, reason) == ("soft_timeout", "hard_timeout"):
+            self._reason = reason
+
+    def _signal(self, sig: signal.Signals) -> None:
+        with suppress(ProcessLookupError):
+            os.killpg(self._pgid, sig)
+
+    async def _end(self) -> Outcome:
+        returncode = await _wait_exit(self._process)
+        self._ended = True
+        await self._clear_group()
+        for timer in self._timers:
+            timer.cancel()
+        with suppress(OSError):
+            write_exit(self._log_dir, returncode)
+        return self._outcome_of(returncode)
+
+    async def _clear_group(self) -> None:
+        """After we signalled the group: wait for its leftovers until the kill time, then kill."""
+        if self._kill_at is None:
+            return
+        loop = asyncio.get_running_loop()
+        while group_alive(self._pgid) and loop.time() < self._kill_at:
+            await asyncio.sleep(POLL_INTERVAL)
+        if group_alive(self._pgid):
+            self._signal(signal.SIGKILL)
+
+    def _outcome_of(self, returncode: int) -> Outcome:
+        exit_code, sig = split_status(returncode)
+        return Outcome(
+            started_at=self._started_at,
+            finished_at=_now(),
+            exit_code=exit_code,
+            signal=sig,
+            reason=self._reason or _reason_of(exit_code, sig),
+            stdout_size=_size(self._log_dir / STDOUT),
+            stderr_size=_size(self._log_dir / STDERR),
+        )
+
+
+class FailedStart(Handle):
+    """An attempt that never started: ``wait()`` gives its outcome, with reason "error"."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        self._outcome = outcome
+
+    async def wait(self) -> Outcome:
+        return self._outcome
+
+    async def terminate(self, grace: float) -> None:
+        """Nothing runs, so nothing to stop."""
+
+
+def _spawn(spec: AttemptSpec) -> subprocess.Popen[bytes]:
+    _prepare_log_dir(spec.log_dir)
+    with (
+        open(spec.log_dir / STDOUT, "wb", buffering=0) as stdout,
+        open(spec.log_dir / STDERR, "wb", buffering=0) as stderr,
+    ):
+        return subprocess.Popen(
+            wrapper_argv(spec.command, spec.log_dir),
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            cwd=spec.workdir,
+            env=_environment(spec.env),
+            start_new_session=True,
+        )
+
+
+def _prepare_log_dir(log_dir: Path) -> None:
+    try:
+        log_dir.mkdir(parents=True)
+    except FileExistsError:
+        for stale in (PID, EXIT):  # a reused log directory must not tell of an earlier attempt
+            with suppress(FileNotFoundError):
+                (log_dir / stale).unlink()
+
+
+def _environment(extra: Mapping[str, str]) -> dict[str, str] | None:
+    """The daemon's environment plus ``extra``; None (inherit it as is) if nothing is added."""
+    return {**os.environ, **extra} if extra else None
+
+
+async def _wait_exit(process: subprocess.Popen[bytes]) -> int:
+    """Wait for ``process`` to exit, then reap it, without blocking the loop or a thread."""
+    if process.returncode is not None:
+        return process.returncode
+    loop = asyncio.get_running_loop()
+    pidfd = os.pidfd_open(process.pid)  # safe: the pid stays ours until we reap it
+    exited = loop.create_future()
+    loop.add_reader(pidfd, _settle, exited)
+    try:
+        await exited
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+    return process.wait()
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _start_error(spec: AttemptSpec, exc: Exception, started_at: datetime) -> Outcome:
+    """Tell the user in the attempt's stderr file why it could not start."""
+    with suppress(OSError):
+        spec.log_dir.mkdir(parents=True, exist_ok=True)
+        with open(spec.log_dir / STDERR, "a", encoding="utf-8") as stderr:
+            stderr.write(f"jobnest: cannot start the task in {spec.workdir!r}: {exc}\n")
+    return Outcome(
+        started_at=started_at,
+        finished_at=_now(),
+        reason="error",
+        stdout_size=_size(spec.log_dir / STDOUT),
+        stderr_size=_size(spec.log_dir / STDERR),
+    )
+
+
+def _reason_of(exit_code: int | None, sig: int | None) -> Reason | None:
+    if sig is not None:
+        return "signal"
+    return "exit_code" if exit_code else None
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
