@@ -171,3 +171,50 @@ command_fixes = sa.Table(
     sa.Column("at", UTCDateTime, nullable=False),
     sa.Index(None, "run_id", "id"),
 )
+
+# --- the daemon: schedules, daemons, authentication (revision 0002) ---------------------------
+
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    sa.Column("job", sa.Text, primary_key=True),
+    sa.Column("last_slot", UTCDateTime),  # the latest scheduled instant already handled
+    sa.Column("paused", sa.Boolean, nullable=False, server_default=sa.false()),
+)
+
+skipped_slots = sa.Table(
+    "skipped_slots",
+    metadata,
+    sa.Column("job", sa.Text, primary_key=True),
+    sa.Column("scheduled_for", UTCDateTime, primary_key=True),
+    sa.Column("reason", sa.Text, nullable=False),  # "running" | "misfire" | "paused"
+    sa.Column("recorded_at", UTCDateTime, nullable=False),
+)
+
+auth_settings = sa.Table(
+    "auth_settings",
+    metadata,
+    sa.Column("key", sa.Text, primary_key=True),  # e.g. "password_hash"
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+auth_sessions = sa.Table(
+    "auth_sessions",
+    metadata,
+    sa.Column("id_hash", sa.Text, primary_key=True),  # sha256 of the cookie value
+    sa.Column("csrf", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("hash", sa.Text, nullable=False, unique=True),  # sha256 of the token
+    sa.Column("scope", sa.Text, nullable=False),  # "read" | "full"
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("revoked_at", UTCDateTime),
+    sqlite_autoincrement=True,
+)
