@@ -10,8 +10,17 @@ TaskStatus = Literal[
     "pending", "queued", "running", "succeeded", "failed", "upstream_failed", "cancelled", "skipped"
 ]
 Reason = Literal[
-    "exit_code", "signal", "soft_timeout", "hard_timeout", "lost", "cancelled", "error"
+    "exit_code",
+    "signal",
+    "soft_timeout",
+    "hard_timeout",
+    "lost",  # the attempt's end was not seen: its runner died, or its SSH connection dropped
+    "cancelled",
+    "error",  # the attempt could not start (a missing workdir, ...)
+    "host_unreachable",  # its SSH host could not be reached
+    "auth_failed",  # its SSH host refused our keys, or its host key is unknown or changed
 ]
+UNRETRYABLE: frozenset[str] = frozenset({"auth_failed"})  # retrying cannot fix these
 
 TASK_TRANSITIONS: dict[str, frozenset[str]] = {
     "pending": frozenset({"queued", "running", "upstream_failed", "cancelled", "skipped"}),

@@ -8,7 +8,7 @@ Instants are aware datetimes in UTC. Records are plain frozen dataclasses.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -73,6 +73,25 @@ class CommandFix:
 
 
 @dataclass(frozen=True)
+class ScheduleState:
+    """Where the scheduler stands with a job's schedule."""
+
+    job: str
+    last_slot: datetime | None = None  # every scheduled instant up to here is handled
+    paused: bool = False
+
+
+@dataclass(frozen=True)
+class SkippedSlot:
+    """A scheduled instant that got no run, and why."""
+
+    job: str
+    scheduled_for: datetime
+    reason: str  # "running" | "misfire" | "coalesced" | "paused" | "invalid"
+    recorded_at: datetime
+
+
+@dataclass(frozen=True)
 class TaskChange:
     run_id: int
     path: str
@@ -115,6 +134,27 @@ class Changes:
 
     def __bool__(self) -> bool:
         return bool(self.started or self.ended or self.tasks or self.run)
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """A login session; only the sha256 of its cookie value is stored."""
+
+    id_hash: str
+    csrf: str  # the token a state-changing request with this session's cookie must carry
+    created_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """An API token; only the sha256 of the token is stored, never the token."""
+
+    id: int
+    name: str
+    scope: str  # "read" (GET and HEAD only) | "full"
+    created_at: datetime
+    revoked_at: datetime | None = None
 
 
 class Store(ABC):
@@ -210,6 +250,41 @@ class Store(ABC):
     def release(self, run_id: int, *, owner: str) -> None:
         """``owner`` stops driving the run (it has ended)."""
 
+    # --- schedules ---------------------------------------------------------------------------
+
+    @abstractmethod
+    def schedule_states(self) -> dict[str, ScheduleState]:
+        """name -> the schedule state of every job the scheduler has seen."""
+
+    @abstractmethod
+    def schedule_state(self, job: str) -> ScheduleState | None:
+        """The schedule state of ``job``; None when the scheduler has not seen it."""
+
+    @abstractmethod
+    def advance_schedules(self, slots: Mapping[str, datetime]) -> None:
+        """Move each job's ``last_slot`` forward to the given instant, never back.
+
+        A job without a state gets one. One transaction.
+        """
+
+    @abstractmethod
+    def forget_schedules(self, jobs: Iterable[str]) -> None:
+        """Clear the ``last_slot`` of these jobs (counting starts afresh); ``paused`` stays."""
+
+    @abstractmethod
+    def set_schedule_paused(self, job: str, paused: bool) -> None:
+        """Pause or resume the job's schedule; a job without a state gets one."""
+
+    @abstractmethod
+    def record_skips(self, slots: Sequence[SkippedSlot]) -> None:
+        """Record scheduled instants that got no run; a slot recorded before keeps its reason."""
+
+    @abstractmethod
+    def skipped_slots(
+        self, job: str, *, after: datetime | None = None, limit: int = 50
+    ) -> list[SkippedSlot]:
+        """The job's skipped slots (only those later than ``after``, when given), newest first."""
+
     # --- the job catalog ---------------------------------------------------------------------
 
     @abstractmethod
@@ -239,3 +314,47 @@ class Store(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional for a backend, not abstract
         """Release connections."""
+
+    # --- authentication ----------------------------------------------------------------------
+
+    @abstractmethod
+    def get_password_hash(self) -> str | None:
+        """The stored password hash (set by ``jobnest passwd``); None when there is none."""
+
+    @abstractmethod
+    def set_password_hash(self, value: str) -> None:
+        """Store the password hash and end every session: a new password logs everybody out."""
+
+    @abstractmethod
+    def create_session(
+        self, id_hash: str, csrf: str, *, now: datetime, expires_at: datetime
+    ) -> SessionRecord:
+        """Record a login session under the digest of its cookie value."""
+
+    @abstractmethod
+    def find_session(self, id_hash: str, *, now: datetime) -> SessionRecord | None:
+        """The session with this digest if it has not expired at ``now``, else None."""
+
+    @abstractmethod
+    def delete_session(self, id_hash: str) -> None:
+        """End the session (logout); a no-op when there is no such session."""
+
+    @abstractmethod
+    def purge_sessions(self, *, now: datetime) -> int:
+        """Delete the sessions expired at ``now``; returns how many."""
+
+    @abstractmethod
+    def create_token(self, name: str, token_hash: str, scope: str, *, now: datetime) -> TokenRecord:
+        """Record an API token under its digest. Names need not be unique; ids are."""
+
+    @abstractmethod
+    def find_token(self, token_hash: str) -> TokenRecord | None:
+        """The token with this digest unless it was revoked, else None."""
+
+    @abstractmethod
+    def revoke_token(self, token_id: int, *, now: datetime) -> TokenRecord:
+        """Revoke the token; revoking it again keeps the first instant. Raises NotFound."""
+
+    @abstractmethod
+    def list_tokens(self) -> list[TokenRecord]:
+        """Every token, revoked ones too, oldest first."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic.util import CommandError
 from sqlalchemy import exc
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -36,17 +37,27 @@ from jobnest.store.base import (
     CommandFix,
     RunChange,
     RunRecord,
+    ScheduleState,
+    SessionRecord,
+    SkippedSlot,
     Store,
     TaskChange,
     TaskRecord,
+    TokenRecord,
 )
 from jobnest.store.schema import (
     UTCDateTime,
+    api_tokens,
     attempts,
+    auth_sessions,
+    auth_settings,
     command_fixes,
+    format_instant,
     job_versions,
     jobs,
     runs,
+    schedules,
+    skipped_slots,
     task_runs,
 )
 
@@ -66,6 +77,11 @@ _RUN_COLUMNS = _columns(runs, RunRecord)
 _TASK_COLUMNS = _columns(task_runs, TaskRecord)
 _ATTEMPT_COLUMNS = _columns(attempts, AttemptRecord)
 _FIX_COLUMNS = _columns(command_fixes, CommandFix)
+_SKIP_COLUMNS = _columns(skipped_slots, SkippedSlot)
+_SCHEDULE_QUERY = sa.select(*_columns(schedules, ScheduleState)).order_by(schedules.c.job)
+_SESSION_COLUMNS = _columns(auth_sessions, SessionRecord)
+_TOKEN_COLUMNS = _columns(api_tokens, TokenRecord)
+_PASSWORD_KEY = "password_hash"  # noqa: S105 - the name of a setting
 
 
 def sqlite_url(path: str | os.PathLike[str]) -> str:
@@ -109,6 +125,27 @@ class SQLStore(Store):
     def _write(self) -> Iterator[Connection]:
         with _translated(), self._writer.begin() as conn:
             yield conn
+
+    @contextmanager
+    def _driver_write(self) -> Iterator[_Batch]:
+        """A write transaction on the driver's own connection, for ``_Prepared`` statements.
+
+        It begins IMMEDIATE on SQLite and turns an unusable database into StoreError, as
+        ``_write`` does; what is not committed is rolled back by the pool on check-in.
+        """
+        dialect = self._engine.dialect
+        with _translated():
+            raw = self._engine.raw_connection()
+        try:
+            batch = _Batch(raw.cursor(), dialect)
+            if dialect.name == "sqlite":
+                batch.cursor.execute("BEGIN IMMEDIATE")
+            yield batch
+            raw.commit()
+        except dialect.loaded_dbapi.OperationalError as error:
+            raise StoreError(f"the database cannot be used: {error}") from error
+        finally:
+            raw.close()
 
     # --- runs ----------------------------------------------------------------------------------
 
@@ -211,12 +248,12 @@ class SQLStore(Store):
     def apply(self, changes: Changes) -> None:
         if not changes:
             return
-        with self._write() as conn:
-            _start_attempts(conn, changes.started)
-            _end_attempts(conn, changes.ended)
-            _change_tasks(conn, changes.tasks)
+        with self._driver_write() as batch:
+            _start_attempts(batch, changes.started)
+            _end_attempts(batch, changes.ended)
+            _change_tasks(batch, changes.tasks)
             if changes.run is not None:
-                _change_run(conn, changes.run)
+                _change_run(batch, changes.run)
 
     def begin_retry(self, run_id: int, *, owner: str, now: datetime) -> RunRecord:
         job = None
@@ -267,6 +304,73 @@ class SQLStore(Store):
                 sa.update(runs).where(runs.c.id == run_id, runs.c.owner == owner).values(owner=None)
             )
 
+    # --- schedules -----------------------------------------------------------------------------
+
+    def schedule_states(self) -> dict[str, ScheduleState]:
+        with self._read() as conn:
+            return {row.job: ScheduleState(*row) for row in conn.execute(_SCHEDULE_QUERY)}
+
+    def schedule_state(self, job: str) -> ScheduleState | None:
+        with self._read() as conn:
+            row = conn.execute(_SCHEDULE_QUERY.where(schedules.c.job == job)).first()
+        return None if row is None else ScheduleState(*row)
+
+    def advance_schedules(self, slots: Mapping[str, datetime]) -> None:
+        if not slots:
+            return
+        with self._write() as conn:
+            insert = _insert(conn, schedules)
+            later = insert.excluded.last_slot
+            conn.execute(
+                insert.on_conflict_do_update(
+                    index_elements=[schedules.c.job],
+                    set_={"last_slot": later},
+                    where=schedules.c.last_slot.is_(None) | (schedules.c.last_slot < later),
+                ),
+                [{"job": job, "last_slot": slot} for job, slot in slots.items()],
+            )
+
+    def forget_schedules(self, jobs: Iterable[str]) -> None:
+        names = list(jobs)
+        if not names:
+            return
+        with self._write() as conn:
+            conn.execute(
+                sa.update(schedules).where(schedules.c.job.in_(names)).values(last_slot=None)
+            )
+
+    def set_schedule_paused(self, job: str, paused: bool) -> None:
+        with self._write() as conn:
+            insert = _insert(conn, schedules).values(job=job, paused=paused)
+            conn.execute(
+                insert.on_conflict_do_update(
+                    index_elements=[schedules.c.job], set_={"paused": insert.excluded.paused}
+                )
+            )
+
+    def record_skips(self, slots: Sequence[SkippedSlot]) -> None:
+        if not slots:
+            return
+        with self._write() as conn:
+            insert = _insert(conn, skipped_slots).on_conflict_do_nothing(
+                index_elements=[skipped_slots.c.job, skipped_slots.c.scheduled_for]
+            )
+            conn.execute(insert, [dict(vars(slot)) for slot in slots])  # asdict() is slow
+
+    def skipped_slots(
+        self, job: str, *, after: datetime | None = None, limit: int = 50
+    ) -> list[SkippedSlot]:
+        query = (
+            sa.select(*_SKIP_COLUMNS)
+            .where(skipped_slots.c.job == job)
+            .order_by(skipped_slots.c.scheduled_for.desc())
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(skipped_slots.c.scheduled_for > after)
+        with self._read() as conn:
+            return [SkippedSlot(*row) for row in conn.execute(query)]
+
     # --- the job catalog -----------------------------------------------------------------------
 
     def put_job(
@@ -313,6 +417,83 @@ class SQLStore(Store):
         )
         with self._read() as conn:
             return [(row.version, row.hash, row.created_at) for row in conn.execute(query)]
+
+    # --- authentication ------------------------------------------------------------------------
+
+    def get_password_hash(self) -> str | None:
+        query = sa.select(auth_settings.c.value).where(auth_settings.c.key == _PASSWORD_KEY)
+        with self._read() as conn:
+            value = conn.execute(query).scalar()
+        return None if value is None else str(value)
+
+    def set_password_hash(self, value: str) -> None:
+        with self._write() as conn:
+            updated = conn.execute(
+                sa.update(auth_settings)
+                .where(auth_settings.c.key == _PASSWORD_KEY)
+                .values(value=value)
+            )
+            if updated.rowcount == 0:
+                conn.execute(sa.insert(auth_settings).values(key=_PASSWORD_KEY, value=value))
+            conn.execute(sa.delete(auth_sessions))
+
+    def create_session(
+        self, id_hash: str, csrf: str, *, now: datetime, expires_at: datetime
+    ) -> SessionRecord:
+        values = {"id_hash": id_hash, "csrf": csrf, "created_at": now, "expires_at": expires_at}
+        with self._write() as conn:
+            conn.execute(sa.insert(auth_sessions).values(values))
+        return SessionRecord(id_hash, csrf, now.astimezone(UTC), expires_at.astimezone(UTC))
+
+    def find_session(self, id_hash: str, *, now: datetime) -> SessionRecord | None:
+        query = sa.select(*_SESSION_COLUMNS).where(
+            auth_sessions.c.id_hash == id_hash, auth_sessions.c.expires_at > now
+        )
+        with self._read() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else SessionRecord(*row)
+
+    def delete_session(self, id_hash: str) -> None:
+        with self._write() as conn:
+            conn.execute(sa.delete(auth_sessions).where(auth_sessions.c.id_hash == id_hash))
+
+    def purge_sessions(self, *, now: datetime) -> int:
+        with self._write() as conn:
+            done = conn.execute(sa.delete(auth_sessions).where(auth_sessions.c.expires_at <= now))
+        return int(done.rowcount)
+
+    def create_token(self, name: str, token_hash: str, scope: str, *, now: datetime) -> TokenRecord:
+        values = {"name": name, "hash": token_hash, "scope": scope, "created_at": now}
+        with self._write() as conn:
+            insert = sa.insert(api_tokens).values(values).returning(api_tokens.c.id)
+            token_id = conn.execute(insert).scalar_one()
+        return TokenRecord(token_id, name, scope, now.astimezone(UTC))
+
+    def find_token(self, token_hash: str) -> TokenRecord | None:
+        query = sa.select(*_TOKEN_COLUMNS).where(
+            api_tokens.c.hash == token_hash, api_tokens.c.revoked_at.is_(None)
+        )
+        with self._read() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else TokenRecord(*row)
+
+    def revoke_token(self, token_id: int, *, now: datetime) -> TokenRecord:
+        with self._write() as conn:
+            conn.execute(
+                sa.update(api_tokens)
+                .where(api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+            query = sa.select(*_TOKEN_COLUMNS).where(api_tokens.c.id == token_id)
+            row = conn.execute(query).first()
+        if row is None:
+            raise NotFound(f"no API token with id {token_id}")
+        return TokenRecord(*row)
+
+    def list_tokens(self) -> list[TokenRecord]:
+        query = sa.select(*_TOKEN_COLUMNS).order_by(api_tokens.c.id)
+        with self._read() as conn:
+            return [TokenRecord(*row) for row in conn.execute(query)]
 
 
 # --- engines and transactions ------------------------------------------------------------------
@@ -422,77 +603,58 @@ def _insert_many(
     conn.exec_driver_sql(str(compiled), params)
 
 
-def _start_attempts(conn: Connection, started: Sequence[AttemptRecord]) -> None:
-    """Insert the attempts and count them on their tasks."""
-    if not started:
-        return
-    conn.execute(sa.insert(attempts), [asdict(attempt) for attempt in started])
-    number = sa.bindparam("b_number", type_=sa.Integer)
-    conn.execute(
-        sa.update(task_runs)
-        .where(*_task_key())
-        .values(
-            attempts=sa.case((task_runs.c.attempts < number, number), else_=task_runs.c.attempts)
-        ),
-        [{"b_run_id": a.run_id, "b_path": a.path, "b_number": a.number} for a in started],
-    )
+@dataclass(frozen=True)
+class _Batch:
+    """An open write transaction on the driver's connection (``SQLStore._driver_write``)."""
+
+    cursor: Any  # the driver's cursor
+    dialect: sa.Dialect
 
 
-def _end_attempts(conn: Connection, ended: Sequence[AttemptEnd]) -> None:
-    if not ended:
-        return
-    fields = (
-        "status",
-        "finished_at",
-        "exit_code",
-        "signal",
-        "reason",
-        "stdout_size",
-        "stderr_size",
-    )
-    conn.execute(
-        sa.update(attempts)
-        .where(
-            attempts.c.run_id == sa.bindparam("b_run_id"),
-            attempts.c.path == sa.bindparam("b_path"),
-            attempts.c.number == sa.bindparam("b_number"),
-        )
-        .values({name: sa.bindparam(f"b_{name}") for name in fields}),
-        [{f"b_{name}": value for name, value in asdict(end).items()} for end in ended],
-    )
+class _Prepared:
+    """A statement compiled once per dialect, then run on the driver's cursor.
 
-
-def _change_tasks(conn: Connection, changes: Sequence[TaskChange]) -> None:
-    """Write status, reason and exit code as given; an instant left out keeps the stored one.
-
-    A task that is not finished (pending, queued, running) has no ``finished_at``.
+    The writes of every scheduling step (``apply``: attempts started and ended, task and run
+    changes) take this way: through SQLAlchemy's ``Connection`` each step paid for building,
+    cache-keying and typing every statement and for the connection and transaction wrappers,
+    several times what the database itself spends. The rows must be ready for the driver
+    (``_driver_row``): instants as text, everything else plain.
     """
-    if not changes:
-        return
-    instant = UTCDateTime()
-    started = sa.func.coalesce(sa.bindparam("b_started_at", type_=instant), task_runs.c.started_at)
-    finished = sa.func.coalesce(
-        sa.bindparam("b_finished_at", type_=instant), task_runs.c.finished_at
-    )
-    unfinished = sa.bindparam("b_unfinished", type_=sa.Boolean)
-    conn.execute(
-        sa.update(task_runs)
-        .where(*_task_key())
-        .values(
-            status=sa.bindparam("b_status"),
-            reason=sa.bindparam("b_reason"),
-            exit_code=sa.bindparam("b_exit_code"),
-            started_at=started,
-            finished_at=sa.case((unfinished, sa.null()), else_=finished),
-        ),
-        [_task_change_params(change) for change in changes],
-    )
+
+    def __init__(self, statement: sa.UpdateBase) -> None:
+        self._statement = statement
+        self._compiled: dict[str, tuple[str, tuple[str, ...] | None]] = {}
+
+    def execute(self, batch: _Batch, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Run the statement once per row; return how many rows it changed."""
+        if not rows:
+            return 0
+        sql, order = self._compile(batch.dialect)
+        params: list[Any] = list(rows)
+        if order is not None:
+            params = [tuple(row[name] for name in order) for row in rows]
+        if len(params) == 1:
+            batch.cursor.execute(sql, params[0])
+        else:
+            batch.cursor.executemany(sql, params)
+        return int(batch.cursor.rowcount)
+
+    def _compile(self, dialect: sa.Dialect) -> tuple[str, tuple[str, ...] | None]:
+        """The SQL text, and the parameter order when the paramstyle is positional."""
+        key = f"{dialect.name}+{dialect.driver}"
+        if key not in self._compiled:
+            compiled = self._statement.compile(dialect=dialect)
+            order = tuple(compiled.positiontup or ()) if compiled.positional else None
+            self._compiled[key] = (str(compiled), order)
+        return self._compiled[key]
 
 
-def _task_change_params(change: TaskChange) -> dict[str, Any]:
-    params = {f"b_{name}": value for name, value in asdict(change).items()}
-    params["b_unfinished"] = change.status in _UNFINISHED
-    return params
+def _driver_row(record: object, prefix: str = "") -> dict[str, Any]:
+    """A record's fields as parameters for ``_Prepared``, named ``prefix + field``."""
+    return {
+        prefix + name: format_instant(value) if isinstance(value, datetime) else value
+        for name, value in vars(record).items()
+    }
 
 
 def _task_key() -> tuple[sa.ColumnElement[bool], sa.ColumnElement[bool]]:
@@ -502,13 +664,86 @@ def _task_key() -> tuple[sa.ColumnElement[bool], sa.ColumnElement[bool]]:
     )
 
 
-def _change_run(conn: Connection, change: RunChange) -> None:
-    done = conn.execute(
-        sa.update(runs)
-        .where(runs.c.id == change.run_id)
-        .values(status=change.status, finished_at=change.finished_at)
+def _prepare_attempt_start() -> tuple[_Prepared, _Prepared]:
+    """Insert an attempt; count it on its task."""
+    insert = sa.insert(attempts).values({c.name: sa.bindparam(c.name) for c in _ATTEMPT_COLUMNS})
+    number = sa.bindparam("b_number", type_=sa.Integer)
+    count = sa.case((task_runs.c.attempts < number, number), else_=task_runs.c.attempts)
+    count_on_task = sa.update(task_runs).where(*_task_key()).values(attempts=count)
+    return _Prepared(insert), _Prepared(count_on_task)
+
+
+def _prepare_attempt_end() -> _Prepared:
+    names = ("status", "finished_at", "exit_code", "signal", "reason", "stdout_size", "stderr_size")
+    return _Prepared(
+        sa.update(attempts)
+        .where(
+            attempts.c.run_id == sa.bindparam("b_run_id"),
+            attempts.c.path == sa.bindparam("b_path"),
+            attempts.c.number == sa.bindparam("b_number"),
+        )
+        .values({name: sa.bindparam(f"b_{name}") for name in names})
     )
-    if done.rowcount == 0:
+
+
+def _prepare_task_change() -> _Prepared:
+    """Status, reason and exit code as given; an instant left out keeps the stored one.
+
+    A task that is not finished (pending, queued, running) has no ``finished_at``.
+    """
+    instant = UTCDateTime()
+    started = sa.func.coalesce(sa.bindparam("b_started_at", type_=instant), task_runs.c.started_at)
+    finished = sa.func.coalesce(
+        sa.bindparam("b_finished_at", type_=instant), task_runs.c.finished_at
+    )
+    unfinished = sa.bindparam("b_unfinished", type_=sa.Boolean)
+    return _Prepared(
+        sa.update(task_runs)
+        .where(*_task_key())
+        .values(
+            status=sa.bindparam("b_status"),
+            reason=sa.bindparam("b_reason"),
+            exit_code=sa.bindparam("b_exit_code"),
+            started_at=started,
+            finished_at=sa.case((unfinished, sa.null()), else_=finished),
+        )
+    )
+
+
+_INSERT_ATTEMPT, _COUNT_ATTEMPT = _prepare_attempt_start()
+_END_ATTEMPT = _prepare_attempt_end()
+_CHANGE_TASK = _prepare_task_change()
+_CHANGE_RUN = _Prepared(
+    sa.update(runs)
+    .where(runs.c.id == sa.bindparam("b_run_id"))
+    .values(status=sa.bindparam("b_status"), finished_at=sa.bindparam("b_finished_at"))
+)
+
+
+def _start_attempts(batch: _Batch, started: Sequence[AttemptRecord]) -> None:
+    """Insert the attempts and count them on their tasks."""
+    _INSERT_ATTEMPT.execute(batch, [_driver_row(attempt) for attempt in started])
+    _COUNT_ATTEMPT.execute(
+        batch, [{"b_run_id": a.run_id, "b_path": a.path, "b_number": a.number} for a in started]
+    )
+
+
+def _end_attempts(batch: _Batch, ended: Sequence[AttemptEnd]) -> None:
+    _END_ATTEMPT.execute(batch, [_driver_row(end, "b_") for end in ended])
+
+
+def _change_tasks(batch: _Batch, changes: Sequence[TaskChange]) -> None:
+    _CHANGE_TASK.execute(batch, [_task_change_params(change) for change in changes])
+
+
+def _task_change_params(change: TaskChange) -> dict[str, Any]:
+    params = _driver_row(change, "b_")
+    params["b_unfinished"] = change.status in _UNFINISHED
+    return params
+
+
+def _change_run(batch: _Batch, change: RunChange) -> None:
+    if _CHANGE_RUN.execute(batch, [_driver_row(change, "b_")]) == 0:
         raise _no_run(change.run_id)
 
 
@@ -574,6 +809,16 @@ def _plan_command(conn: Connection, run_id: int, path: str) -> str:
 def _lost_lease(run: RunRecord, owner: str) -> Conflict:
     driver = f"by {run.owner!r}" if run.owner else "by nobody"
     return Conflict(f"run {run.id} is driven {driver}, not by {owner!r}")
+
+
+# --- writing schedules -------------------------------------------------------------------------
+
+
+def _insert(conn: Connection, table: sa.Table) -> sqlite.Insert | postgresql.Insert:
+    """The dialect's INSERT that takes ON CONFLICT (spelt alike by SQLite and PostgreSQL)."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 # --- writing jobs ------------------------------------------------------------------------------
