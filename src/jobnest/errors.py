@@ -10,7 +10,9 @@
     ├── NotFound                an unknown job, run, task or log: HTTP 404
     ├── Conflict                the request clashes with the current state: HTTP 409
     │   ├── RunInProgress       the job already has a run in progress
-    │   └── NotRetryable        only a failed run can be retried
+    │   ├── NotRetryable        only a failed run can be retried
+    │   └── JobReferenced       a job others reference cannot be deleted (.referrers)
+    ├── HostError               an SSH host is unreachable or refuses us (.host, .reason)
     └── StoreError              the database is unusable (locked by another daemon, bad schema)
 
 A task's own failure (exit code, signal, timeout) is an outcome recorded as data, never an
@@ -95,6 +97,28 @@ class NotRetryable(Conflict):
         self.run_id = run_id
         self.status = status
         super().__init__(f"run {run_id} is {status}: only a failed run can be retried")
+
+
+class JobReferenced(Conflict):
+    """A job other jobs reference cannot be deleted; ``referrers`` names them."""
+
+    def __init__(self, job: str, referrers: list[str]) -> None:
+        self.job = job
+        self.referrers = referrers
+        super().__init__(f"job {job!r} is referenced by {', '.join(map(repr, referrers))}")
+
+
+class HostError(JobnestError):
+    """An SSH host cannot be used: ``reason`` is "host_unreachable" or "auth_failed".
+
+    "auth_failed" covers both directions: the host refused our keys, or its host key is
+    unknown or changed. Retrying does not fix it; reaching a host again may.
+    """
+
+    def __init__(self, host: str, reason: str, message: str) -> None:
+        self.host = host
+        self.reason = reason
+        super().__init__(message)
 
 
 class StoreError(JobnestError):

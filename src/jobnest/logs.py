@@ -1,4 +1,8 @@
-"""Reading an attempt's output files by head, tail or byte range, without loading them whole."""
+"""Reading an attempt's output files by head, tail or byte range, without loading them whole.
+
+``head_length`` and ``tail_offset`` turn a count of lines into a byte range, so that a
+server can stream the lines with ``read_range`` however long they are.
+"""
 
 from __future__ import annotations
 
@@ -50,6 +54,46 @@ def tail(path: Path, lines: int) -> bytes:
             file.seek(position)
             data = file.read(step) + data
     return _last_lines(data, lines)
+
+
+def head_length(path: Path, lines: int) -> int:
+    """How many bytes the first ``lines`` lines take: stream them with ``read_range``."""
+    if lines <= 0:
+        return 0
+    seen = 0
+    position = 0
+    for chunk in read_range(path):
+        cut = -1
+        while seen < lines and (cut := chunk.find(b"\n", cut + 1)) >= 0:
+            seen += 1
+        if seen == lines:
+            return position + cut + 1
+        position += len(chunk)
+    return position
+
+
+def tail_offset(path: Path, lines: int) -> int:
+    """Where the last ``lines`` lines begin, found reading backwards a block at a time."""
+    if not path.exists():
+        return 0
+    with path.open("rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        if lines <= 0:
+            return size
+        file.seek(max(0, size - 1))
+        end = size - 1 if file.read(1) == b"\n" else size  # a final newline ends, not splits
+        seen = 0
+        while end > 0:
+            start = max(0, end - CHUNK)
+            file.seek(start)
+            block = file.read(end - start)
+            cut = len(block)
+            while (cut := block.rfind(b"\n", 0, cut)) >= 0:
+                seen += 1
+                if seen == lines:
+                    return start + cut + 1
+            end = start
+    return 0
 
 
 def _first_lines(data: bytearray, lines: int) -> bytearray:

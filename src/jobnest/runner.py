@@ -24,7 +24,7 @@ from jobnest.executors.base import AttemptSpec, Executor, Handle, Outcome
 from jobnest.model.expand import Lookup, PlanGraph, PlanNode, expand, plan_from_dict, plan_to_dict
 from jobnest.model.job import Job, job_to_dict
 from jobnest.model.plan import Plan
-from jobnest.model.run import DONE_OK, run_outcome
+from jobnest.model.run import DONE_OK, UNRETRYABLE, run_outcome
 from jobnest.store.base import (
     AttemptEnd,
     AttemptRecord,
@@ -126,12 +126,16 @@ class Runner:
             del self._drivers[run_id]
         return self.store.get_run(run_id)
 
-    def cancel(self, run_id: int) -> bool:
-        """Stop a run this runner drives; False when it drives no such run."""
+    def cancel(self, run_id: int, *, retryable: bool = False) -> bool:
+        """Stop a run this runner drives; False when it drives no such run.
+
+        The run ends ``cancelled``; with ``retryable`` it ends ``failed`` instead, so that a
+        retry goes on where it stopped (the daemon shutting down, not a user's cancel).
+        """
         driver = self._drivers.get(run_id)
         if driver is None:
             return False
-        driver.cancel()
+        driver.cancel(retryable=retryable)
         return True
 
     def log_dir(self, run_id: int, index: int, attempt: int) -> Path:
@@ -166,6 +170,7 @@ class _Driver:
         self.background: set[asyncio.Task[None]] = set()
         self.running = 0
         self.cancelled = False
+        self.retryable = False  # a cancelled run ends failed, not cancelled
 
     async def drive(self) -> None:
         heartbeat = asyncio.create_task(self._heartbeat())
@@ -275,7 +280,7 @@ class _Driver:
                 outcome.stderr_size,
             )
         )
-        if status == "failed" and self._can_retry(node, number):
+        if status == "failed" and self._can_retry(node, number, outcome.reason):
             self._retry_later(changes, node, number, outcome)
             return
         self._set_task(
@@ -289,10 +294,12 @@ class _Driver:
         for path in self.plan.done(node.id, ok=outcome.ok):
             self._set_task(changes, path, "upstream_failed")
 
-    def _can_retry(self, node: PlanNode, number: int) -> bool:
-        """Whether ``retries`` allows another attempt in this drive of the run."""
+    def _can_retry(self, node: PlanNode, number: int, reason: str | None) -> bool:
+        """Whether ``retries`` allows another attempt in this drive, and one could help."""
         retries = node.options.retries if node.options else 0
-        return not self.cancelled and number - self.first_attempt[node.id] < retries
+        if self.cancelled or reason in UNRETRYABLE:
+            return False
+        return number - self.first_attempt[node.id] < retries
 
     def _retry_later(self, changes: Changes, node: PlanNode, number: int, outcome: Outcome) -> None:
         assert node.options is not None
@@ -317,10 +324,11 @@ class _Driver:
         self.background.add(task)
         task.add_done_callback(self.background.discard)
 
-    def cancel(self) -> None:
+    def cancel(self, *, retryable: bool = False) -> None:
         if self.cancelled:
             return
         self.cancelled = True
+        self.retryable = retryable
         changes = Changes()
         for path in self.plan.cancel():
             self._set_task(changes, path, "cancelled", reason="cancelled")
@@ -335,7 +343,8 @@ class _Driver:
         self.outcomes.put_nowait(None)
 
     def _finish(self) -> None:
-        status = run_outcome((t.status for t in self.tasks.values()), cancelled=self.cancelled)
+        cancelled = self.cancelled and not self.retryable
+        status = run_outcome((t.status for t in self.tasks.values()), cancelled=cancelled)
         changes = Changes(run=RunChange(self.run.id, status, self.runner.clock()))
         self._flush(changes)
         self.store.release(self.run.id, owner=self.runner.owner)

@@ -1,0 +1,240 @@
+"""The shapes of the API's bodies, for the OpenAPI document.
+
+Responses are pydantic models built from the store's records. The job definition is not:
+it is the design's JSON schema (``JOB_SCHEMA``), validated by ``model.job.parse_job``,
+which names the job, the task and the reason of every error.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from jobnest.model.expand import PlanGraph, plan_to_dict
+from jobnest.model.job import MAX_NAME, MISFIRE_POLICIES, NOTIFY_EVENTS
+from jobnest.store.base import CommandFix, RunRecord, TaskRecord
+
+_NAME: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_NAME,
+    "pattern": "^[^/\\u0000-\\u001f\\u007f-\\u009f]+$",
+    "description": "1–128 characters; no '/' and no control characters",
+}
+_SECONDS = {"type": "number", "minimum": 0}
+TASK_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "Exactly one of 'command' or 'job'.",
+    "required": ["name"],
+    "additionalProperties": False,
+    "properties": {
+        "name": _NAME,
+        "command": {"type": "string", "minLength": 1, "description": "a shell command"},
+        "job": {**_NAME, "description": "a reference: this task is that job"},
+        "after": {"type": "array", "items": _NAME, "description": "tasks of the same job"},
+        "soft_timeout": {"type": "number", "exclusiveMinimum": 0, "description": "SIGTERM"},
+        "hard_timeout": {"type": "number", "exclusiveMinimum": 0, "description": "SIGKILL"},
+        "retries": {"type": "integer", "minimum": 0, "maximum": 100},
+        "retry_delay": _SECONDS,
+        "backoff": {"type": "number", "minimum": 1},
+        "host": {"type": "string", "minLength": 1, "description": "run over SSH"},
+    },
+}
+JOB_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "A job definition, as in job files. In a PUT, 'name' may be left out.",
+    "additionalProperties": False,
+    "properties": {
+        "name": _NAME,
+        "tasks": {"type": "array", "items": TASK_SCHEMA},
+        "schedule": {"type": "string", "description": "cron, 5 fields, or @daily-style"},
+        "timezone": {"type": "string", "description": "IANA name; default: the daemon's"},
+        "misfire": {"type": "string", "enum": list(MISFIRE_POLICIES)},
+        "notify": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "email": {"type": "array", "items": {"type": "string"}},
+                "on": {"type": "array", "items": {"type": "string", "enum": list(NOTIFY_EVENTS)}},
+            },
+        },
+        "workdir": {"type": "string"},
+        "notes": {"type": "string"},
+    },
+}
+JOB_REF = {"$ref": "#/components/schemas/JobDefinition"}
+
+
+class ErrorOut(BaseModel):
+    """Every error: a message naming the offending value, and details where there are."""
+
+    model_config = ConfigDict(extra="allow")
+    error: str
+
+
+class RunBrief(BaseModel):
+    id: int
+    status: str
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class JobSummary(BaseModel):
+    name: str
+    schedule: str | None
+    timezone: str | None
+    next_run: datetime | None
+    last_run: RunBrief | None
+    tasks: int
+
+
+class JobList(BaseModel):
+    jobs: list[JobSummary]
+
+
+class RunOut(BaseModel):
+    id: int
+    job: str
+    status: str
+    trigger: str
+    workdir: str
+    created_at: datetime
+    finished_at: datetime | None
+    scheduled_for: datetime | None
+    retries: int
+
+    @classmethod
+    def of(cls, run: RunRecord) -> RunOut:
+        return cls(
+            id=run.id,
+            job=run.job,
+            status=run.status,
+            trigger=run.trigger,
+            workdir=run.workdir,
+            created_at=run.created_at,
+            finished_at=run.finished_at,
+            scheduled_for=run.scheduled_for,
+            retries=run.retries,
+        )
+
+
+class TaskOut(BaseModel):
+    path: str
+    status: str
+    reason: str | None
+    exit_code: int | None
+    attempts: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    command: str | None  # the command as fixed in this run; None: the plan's
+
+    @classmethod
+    def of(cls, task: TaskRecord) -> TaskOut:
+        return cls(
+            path=task.path,
+            status=task.status,
+            reason=task.reason,
+            exit_code=task.exit_code,
+            attempts=task.attempts,
+            started_at=task.started_at,
+            finished_at=task.finished_at,
+            command=task.command,
+        )
+
+
+class FixOut(BaseModel):
+    path: str
+    old: str
+    new: str
+    at: datetime
+
+    @classmethod
+    def of(cls, fix: CommandFix) -> FixOut:
+        return cls(path=fix.path, old=fix.old, new=fix.new, at=fix.at)
+
+
+class RunDetail(RunOut):
+    """A run with every task's status, times, exit code and attempts, and its command fixes."""
+
+    tasks: list[TaskOut]
+    fixes: list[FixOut]
+
+    @classmethod
+    def of_all(cls, run: RunRecord, tasks: list[TaskRecord], fixes: list[CommandFix]) -> RunDetail:
+        return cls(
+            **RunOut.of(run).model_dump(),
+            tasks=[TaskOut.of(task) for task in tasks],
+            fixes=[FixOut.of(fix) for fix in fixes],
+        )
+
+
+class RunPage(BaseModel):
+    """A page of runs, newest first; ask for the next with ``offset=next_offset``."""
+
+    runs: list[RunOut]
+    limit: int
+    offset: int
+    next_offset: int | None
+
+
+class PlanNodeOut(BaseModel):
+    """A task (``kind`` task, with its command and options) or a group's start or end marker."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str
+    kind: Literal["task", "start", "end"]
+    job: str
+
+
+class GroupOut(BaseModel):
+    """An expanded job reference: its nodes lie between markers ``id`` and ``end``."""
+
+    id: str
+    job: str
+    end: str
+    parent: str | None
+
+
+class PlanOut(BaseModel):
+    job: str
+    nodes: list[PlanNodeOut]
+    edges: list[tuple[str, str]]
+    groups: list[GroupOut]
+    hashes: dict[str, str]
+
+    @classmethod
+    def of(cls, plan: PlanGraph) -> PlanOut:
+        data = plan_to_dict(plan)
+        starts = {node.id for node in plan.nodes if node.kind == "start"}
+        groups = [
+            GroupOut(id=node.id, job=node.job, end=node.id + "/", parent=_parent(node.id, starts))
+            for node in plan.nodes
+            if node.kind == "start"
+        ]
+        return cls(
+            job=plan.job,
+            nodes=[PlanNodeOut(**node) for node in data["nodes"]],
+            edges=[(a, b) for a, b in plan.edges],
+            groups=groups,
+            hashes=dict(plan.hashes),
+        )
+
+
+def _parent(group: str, starts: set[str]) -> str | None:
+    parent = group.rpartition("/")[0]
+    return parent if parent in starts else None
+
+
+class Health(BaseModel):
+    status: str
+
+
+# Declared on every /api route: 401 too, which the authentication middleware answers.
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "Not logged in: no valid session or token"},
+    404: {"model": ErrorOut, "description": "No such job, run, task or log"},
+    409: {"model": ErrorOut, "description": "The request clashes with the current state"},
+    422: {"model": ErrorOut, "description": "Invalid input, naming the job, task and reason"},
+}
