@@ -75,5 +75,9 @@ class Executor(ABC):
     async def start(self, spec: AttemptSpec) -> Handle:
         """Start the attempt. Failing to start at all is an Outcome with reason "error"."""
 
+    def child_pids(self) -> frozenset[int]:
+        """Pids of local child processes this executor will wait for itself."""
+        return frozenset()
+
     async def close(self) -> None:  # noqa: B027 - optional for executors
         """Release connections and the like."""

@@ -21,7 +21,7 @@ import asyncio
 import os
 import signal
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +38,7 @@ class LocalExecutor(Executor):
 
     def __init__(self, grace: float = 10.0) -> None:
         self.grace = grace  # seconds between a soft timeout's SIGTERM and its SIGKILL
+        self._pids: set[int] = set()  # wrappers started and not yet reaped
 
     async def start(self, spec: AttemptSpec) -> Handle:
         started_at = _now()
@@ -46,7 +47,13 @@ class LocalExecutor(Executor):
             process = _spawn(spec)
         except (OSError, ValueError) as exc:
             return FailedStart(_start_error(spec, exc, started_at))
-        return LocalHandle(process, spec, started_at, started, self.grace)
+        self._pids.add(process.pid)
+        handle = LocalHandle(process, spec, started_at, started, self.grace)
+        handle.on_reaped = self._pids.discard
+        return handle
+
+    def child_pids(self) -> frozenset[int]:
+        return frozenset(self._pids)
 
 
 class LocalHandle(Handle):
@@ -70,6 +77,7 @@ class LocalHandle(Handle):
         self._kill_at: float | None = None  # loop time of the group's SIGKILL, once decided
         self._timers: list[asyncio.TimerHandle] = []
         self._ended = False  # the wrapper has exited and been reaped
+        self.on_reaped: Callable[[int], None] = lambda pid: None
         self._outcome: Outcome | None = None
         self._arm(spec, started)
 
@@ -120,6 +128,7 @@ class LocalHandle(Handle):
     async def _end(self) -> Outcome:
         returncode = await _wait_exit(self._process)
         self._ended = True
+        self.on_reaped(self._pgid)
         await self._clear_group()
         for timer in self._timers:
             timer.cancel()
