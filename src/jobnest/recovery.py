@@ -64,6 +64,8 @@ def reconcile(store: Store, settings: Settings, run: RunRecord, now: datetime) -
         )
         changes.tasks.append(TaskChange(run.id, task.path, status, reason, code, finished_at=now))
     store.apply(changes)
+    if run.owner is not None:
+        store.release(run.id, owner=run.owner)  # a driver still alive loses its lease
 
 
 def _ending(settings: Settings, log_dir: str) -> int | None:

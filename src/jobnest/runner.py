@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import os
 import socket
 from collections.abc import Callable, Coroutine, Mapping
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from jobnest.config import Settings
+from jobnest.errors import Conflict
 from jobnest.executors.base import AttemptSpec, Executor, Handle, Outcome
 from jobnest.model.expand import Lookup, PlanGraph, PlanNode, expand, plan_from_dict, plan_to_dict
 from jobnest.model.job import Job, job_to_dict
@@ -37,6 +39,7 @@ from jobnest.store.base import (
 )
 
 HEARTBEAT_SECONDS = 10.0
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,7 @@ class Runner:
         owner: str | None = None,
         observer: Observer | None = None,
         clock: Clock = utc_now,
+        heartbeat: float = HEARTBEAT_SECONDS,
     ) -> None:
         self.store = store
         self.executor = executor
@@ -83,6 +87,7 @@ class Runner:
         self.owner = owner or default_owner()
         self.observer = observer or (lambda event: None)
         self.clock = clock
+        self.heartbeat = heartbeat  # seconds between the lease renewals of a driven run
         self._drivers: dict[int, _Driver] = {}
 
     def start(
@@ -171,6 +176,7 @@ class _Driver:
         self.running = 0
         self.cancelled = False
         self.retryable = False  # a cancelled run ends failed, not cancelled
+        self.lost = False  # another process owns the run now: hands off the store
 
     async def drive(self) -> None:
         heartbeat = asyncio.create_task(self._heartbeat())
@@ -343,6 +349,8 @@ class _Driver:
         self.outcomes.put_nowait(None)
 
     def _finish(self) -> None:
+        if self.lost:
+            return
         cancelled = self.cancelled and not self.retryable
         status = run_outcome((t.status for t in self.tasks.values()), cancelled=cancelled)
         changes = Changes(run=RunChange(self.run.id, status, self.runner.clock()))
@@ -374,7 +382,7 @@ class _Driver:
         )
 
     def _flush(self, changes: Changes) -> None:
-        if not changes:
+        if not changes or self.lost:
             return
         self.store.apply(changes)
         for task in changes.tasks:
@@ -393,5 +401,15 @@ class _Driver:
 
     async def _heartbeat(self) -> None:
         while True:
-            await asyncio.sleep(HEARTBEAT_SECONDS)
-            self.store.heartbeat(self.run.id, owner=self.runner.owner, now=self.runner.clock())
+            await asyncio.sleep(self.runner.heartbeat)
+            try:
+                self.store.heartbeat(self.run.id, owner=self.runner.owner, now=self.runner.clock())
+            except Conflict as exc:
+                self._lose_lease(exc)
+                return
+
+    def _lose_lease(self, exc: Conflict) -> None:
+        """Another process took the run over: stop our tasks, and write nothing more."""
+        log.warning("run %s: %s; stopping its tasks", self.run.id, exc)
+        self.lost = True
+        self.cancel()

@@ -190,3 +190,34 @@ def dead_pid() -> int:
         os._exit(0)
     os.waitpid(pid, 0)
     return pid
+
+
+def test_a_runner_that_loses_its_lease_kills_its_task(
+    store: Store, settings: Settings, tmp_path: Path
+) -> None:
+    runner = make_runner(store, settings, heartbeat=0.05)
+    top = job("j", {"name": "slow", "command": "echo $$ > slow.pid; exec sleep 300"})
+
+    async def scenario() -> int:
+        record = runner.start(top, {"j": top}.get, workdir=str(tmp_path))
+        driving = asyncio.create_task(runner.drive(record.id))
+        await poll(lambda: (tmp_path / "slow.pid").exists())
+        store.release(record.id, owner=runner.owner)  # as a recovering daemon does
+        await asyncio.wait_for(driving, 10)
+        return int((tmp_path / "slow.pid").read_text())
+
+    pid = asyncio.run(scenario())
+    assert wait_gone(pid)
+
+
+def wait_gone(pid: int, deadline: float = 10.0) -> bool:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.02)
+    return False
