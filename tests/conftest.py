@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+# A real sshd for the SSH executor's tests: one per session, or one of the test's own.
+from ssh_server import fresh_ssh_server, ssh_server  # noqa: F401
+
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

@@ -7,11 +7,13 @@ cannot be retried, ...), 3 the database cannot be used. Errors are one line on s
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
+import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -22,10 +24,16 @@ import click
 from jobnest import credentials, logs, process, recovery
 from jobnest.config import Settings, load_settings
 from jobnest.errors import InvalidInput, JobnestError, NotFound, StoreError
-from jobnest.executors.local import LocalExecutor
 from jobnest.files import load_jobs
+from jobnest.importers import sources
+from jobnest.importers.base import Imported
+from jobnest.importers.crontab import convert_crontab
+from jobnest.importers.dagobah import convert_exports
+from jobnest.importers.dagobah_email import EmailSettings, convert_email
+from jobnest.importers.export import dump_jobs, select_jobs
+from jobnest.importers.smtp import smtp_section
 from jobnest.model.expand import expand, plan_to_dict
-from jobnest.model.job import Job
+from jobnest.model.job import Job, parse_job
 from jobnest.progress import Progress
 from jobnest.runner import Runner, utc_now
 from jobnest.store.base import RunRecord, Store, TokenRecord
@@ -65,7 +73,9 @@ class Context:
         return SQLStore.open(self.settings.database_url)
 
     def runner(self, observer: Progress | None) -> Runner:
-        executor = LocalExecutor(grace=self.settings.grace)
+        from jobnest.executors.router import default_executor  # asyncssh loads only to run
+
+        executor = default_executor(self.settings)
         return Runner(self.store, executor, self.settings, observer=observer)
 
 
@@ -365,6 +375,339 @@ def serve(ctx: Context, host: str, port: int, paths: Sequence[str], insecure_bin
             lock.release()
 
 
+# --- switching to jobnest: import from cron and dagobah, export as code ----------------------
+
+DEFAULT_DAEMON_URL = "http://127.0.0.1:8080"
+CONFIG_HINT = "add it to $JOBNEST_HOME/config.toml"
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where imported jobs go: a YAML file (else stdout), and/or the running daemon."""
+
+    output: str | None
+    apply: bool
+    url: str
+    token: str | None
+    replace: bool
+
+    @property
+    def is_stdout(self) -> bool:
+        return self.output is None and not self.apply
+
+
+def _destination_options(command: Callable[..., None]) -> Callable[..., None]:
+    options = [
+        click.option("-o", "--output", metavar="FILE", help="Write the jobs' YAML to FILE."),
+        click.option(
+            "--apply", "apply_", is_flag=True, help="Save the jobs in the running daemon."
+        ),
+        click.option(
+            "--url", default=DEFAULT_DAEMON_URL, show_default=True, help="The daemon, for --apply."
+        ),
+        click.option(
+            "--token", envvar="JOBNEST_TOKEN", show_envvar=True, help="API token for --apply."
+        ),
+        click.option(
+            "--replace", is_flag=True, help="With --apply, replace jobs the daemon already has."
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@cli.group(name="import")
+def import_group() -> None:
+    """Turn a crontab or dagobah exports into jobs: YAML to review, or --apply."""
+
+
+@import_group.command(name="crontab")
+@click.argument("path", default=sources.STDIN, metavar="[FILE|-]")
+@click.option("--group", is_flag=True, help="One job per schedule, a task per line.")
+@click.option("--system", is_flag=True, help="Lines carry a user field (/etc/crontab).")
+@click.option("--timezone", metavar="ZONE", help="Without CRON_TZ (default: the daemon's).")
+@_destination_options
+def import_crontab(
+    path: str, group: bool, system: bool, timezone: str | None, **where: Any
+) -> None:
+    """Turn crontab lines into jobs, one per line (`crontab -l | jobnest import crontab`).
+
+    A `# jobnest: NAME` comment right above a line names its job. MAILTO, CRON_TZ, SHELL,
+    PATH and other variables, @daily-style schedules and % carry over; @reboot does not.
+    With --group, lines sharing a schedule become one job, their && and ; chains tasks.
+    """
+    source = "stdin" if path == sources.STDIN else path
+    imported = convert_crontab(
+        sources.read_text(path), source=source, system=system, group=group, timezone=timezone
+    )
+    _deliver(imported, _destination(where))
+
+
+@import_group.command(name="dagobah")
+@click.argument("files", nargs=-1)
+@click.option("--timezone", metavar="ZONE", default="UTC", show_default=True, help="Of schedules.")
+@click.option("--config", "config", metavar="DAGOBAHD_YML", help="Also convert its Email: part.")
+@click.option("--config-out", metavar="FILE", help="Write the [smtp] TOML there, not stdout.")
+@_destination_options
+def import_dagobah(
+    files: Sequence[str],
+    timezone: str,
+    config: str | None,
+    config_out: str | None,
+    **where: Any,
+) -> None:
+    """Turn dagobah job exports (JSON) into jobs; job references resolve across FILES.
+
+    With --config, dagobahd.yml's Email: settings become an [smtp] section for jobnest's
+    config file, and its recipients every job's notify.
+    """
+    destination = _destination(where)
+    if not files and config is None:
+        raise InvalidInput("give dagobah job exports, --config dagobahd.yml, or both")
+    if files and config is not None and config_out is None and destination.is_stdout:
+        raise InvalidInput(
+            "the jobs and the [smtp] section would both go to stdout: "
+            "give -o FILE, --config-out FILE or --apply"
+        )
+    email = _dagobah_email(config) if config is not None else None
+    exports = [(file, sources.read_json(file)) for file in files]
+    imported = convert_exports(exports, timezone=timezone, notify=email.notify if email else None)
+    if email is not None:
+        _deliver_smtp(email, config_out)
+    if files:
+        _deliver(imported, destination)
+
+
+@cli.command(name="export")
+@click.argument("names", nargs=-1)
+@click.option("--from", "paths", multiple=True, metavar="PATH", help="Job files, not the store.")
+@click.option("-o", "--output", metavar="FILE", help="Write to FILE instead of stdout.")
+@pass_context
+def export_command(
+    ctx: Context, names: Sequence[str], paths: Sequence[str], output: str | None
+) -> None:
+    """Write jobs as YAML that `run`, `validate` and `serve --jobs` load back unchanged.
+
+    The jobs NAMES (default: all) and every job they reference, from the daemon's store
+    or from the job files given with --from.
+    """
+    if paths:
+        jobs = load_jobs(paths)
+    else:
+        jobs = {name: parse_job(data) for name, data in ctx.store.list_jobs().items()}
+    chosen = select_jobs(jobs, names)
+    also = sorted({job.name for job in chosen} - set(names)) if names else []
+    if also:
+        click.echo(f"note: also exported, as referenced: {', '.join(also)}", err=True)
+    _write_text(output, dump_jobs(chosen))
+
+
+def _destination(where: dict[str, Any]) -> Destination:
+    return Destination(
+        where["output"], where["apply_"], where["url"], where["token"], where["replace"]
+    )
+
+
+def _deliver(imported: Imported, destination: Destination) -> None:
+    for note in imported.notes:
+        click.echo(f"note: {note}", err=True)
+    if not destination.apply or destination.output is not None:
+        _write_text(destination.output, dump_jobs(imported.jobs))
+    if destination.apply:
+        _apply(imported, destination)
+    names = ", ".join(job.name for job in imported.jobs) or "none"
+    click.echo(f"{len(imported.jobs)} job(s) imported: {names}", err=True)
+
+
+def _apply(imported: Imported, destination: Destination) -> None:
+    import httpx  # only --apply needs an HTTP client
+
+    from jobnest.importers.apply import apply_jobs
+
+    headers = {"Authorization": f"Bearer {destination.token}"} if destination.token else {}
+    try:
+        client = httpx.Client(base_url=destination.url, headers=headers, timeout=30)
+    except httpx.InvalidURL as exc:
+        raise InvalidInput(f"--url {destination.url!r}: {exc}") from None
+    with client:
+        for applied in apply_jobs(imported.jobs, client, replace=destination.replace):
+            verb = "created" if applied.created else "replaced"
+            click.echo(f"{verb} job {applied.name!r} on {destination.url}")
+
+
+def _dagobah_email(config: str) -> EmailSettings:
+    email = convert_email(sources.read_yaml(config), source=config, hostname=socket.gethostname())
+    for note in email.notes:
+        click.echo(f"note: {note}", err=True)
+    return email
+
+
+def _deliver_smtp(email: EmailSettings, output: str | None) -> None:
+    secret = "password" in email.smtp
+    comments = [f"Mail settings from {email.source} (dagobah's Email: section): {CONFIG_HINT}."]
+    if secret:
+        comments.append("It holds the SMTP password: keep the file private.")
+    _write_text(output, smtp_section(email.smtp, comments), private=secret)
+    if output is not None:
+        click.echo(f"wrote the [smtp] section to {output}: {CONFIG_HINT}", err=True)
+
+
+def _write_text(path: str | None, text: str, *, private: bool = False) -> None:
+    """``text`` to the file ``path`` (only its owner may read it if ``private``), else stdout."""
+    if path is None or path == sources.STDIN:
+        click.echo(text, nl=False)
+        return
+    try:
+        mode = 0o600 if private else 0o666
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with open(descriptor, "w", encoding="utf-8") as out:
+            out.write(text)
+    except OSError as exc:
+        raise InvalidInput(f"cannot write {path!r}: {exc.strerror}") from None
+
+
+# --- SSH hosts: where `host: NAME` tasks run ----------------------------------------------
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the hosts as JSON.")
+@click.pass_context
+def hosts(click_ctx: click.Context, as_json: bool) -> None:
+    """The SSH hosts tasks may name (`host: NAME`): the aliases of your SSH config.
+
+    Each shows how it is reached and whether its host key is known (in ~/.ssh/known_hosts),
+    trusted (with `jobnest hosts trust NAME`) or unknown, in which case tasks on it fail.
+    """
+    if click_ctx.invoked_subcommand is not None:
+        return
+    from jobnest.executors.ssh_hosts import SSHHosts  # asyncssh loads only when needed
+
+    ctx: Context = click_ctx.obj
+    known = SSHHosts.from_settings(ctx.settings)
+    entries = known.entries()
+    if as_json:
+        click.echo(json.dumps([dataclasses.asdict(entry) for entry in entries]))
+        return
+    if not entries:
+        click.echo(f"no hosts: {known.config} defines no Host alias", err=True)
+    width = max((len(entry.alias) for entry in entries), default=0)
+    for entry in entries:
+        via = f"  via {entry.proxy_jump}" if entry.proxy_jump else ""
+        where = f"{entry.user}@{entry.hostname}:{entry.port}"
+        click.echo(f"{entry.alias:<{width}}  {where}  key {entry.key}{via}")
+
+
+@hosts.command(name="trust")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Trust the key without asking.")
+@pass_context
+def hosts_trust(ctx: Context, name: str, yes: bool) -> None:
+    """Connect to NAME, show its host key's fingerprint and, once you accept it, trust it.
+
+    The key is recorded in jobnest's known_hosts file (in the data directory). A host whose
+    key differs from a recorded one is refused: remove the old key first.
+    """
+    from jobnest.executors.ssh_hosts import SSHHosts, fetch_host_key, host_pattern
+
+    known = SSHHosts.from_settings(ctx.settings)
+    shown = asyncio.run(fetch_host_key(known, name))
+    where = host_pattern(shown.name, shown.port)
+    if known.knows(shown):
+        click.echo(f"host {name!r} ({where}) is known already: {shown.fingerprint}")
+        return
+    click.echo(f"host {name!r} ({where}) shows the host key {shown.fingerprint}")
+    if not yes and not click.confirm("Trust this key?", default=False):
+        _fail(f"host {name!r} not trusted: nothing was recorded", EXIT_FAILED)
+    known.record(shown)
+    click.echo(f"trusted: recorded in {known.trusted}")
+
+
+# --- the database: schema upgrades, moving from SQLite to PostgreSQL --------------------------
+
+
+@cli.group()
+def db() -> None:
+    """The database: upgrade its schema; copy a SQLite installation into PostgreSQL."""
+
+
+@db.command(name="upgrade")
+@pass_context
+def db_upgrade(ctx: Context) -> None:
+    """Bring the database's schema to this jobnest's revision (back it up first).
+
+    A SQLite database is upgraded whenever jobnest opens it; a PostgreSQL one only by
+    this command, since older daemons may share it: stop them first.
+    """
+    from jobnest.store import migrations, transfer
+
+    url = ctx.settings.database_url
+    ctx.settings.home.mkdir(parents=True, exist_ok=True)
+    before, after = SQLStore.upgrade(url), migrations.head()
+    where = transfer.display_url(url)
+    if before == after:
+        click.echo(f"{where}: the schema is at revision {after} already")
+    else:
+        click.echo(f"{where}: schema upgraded from {before or 'nothing'} to revision {after}")
+
+
+@db.command(name="migrate-from")
+@click.argument("source", metavar="sqlite:///PATH")
+@click.option("--force", is_flag=True, help="Replace whatever the target database holds.")
+@pass_context
+def db_migrate_from(ctx: Context, source: str, force: bool) -> None:
+    """Copy a SQLite installation into the configured (PostgreSQL) database.
+
+    Jobs and their versions, run history with plans, snapshots, tasks, attempts and command
+    fixes, schedules, skipped slots, the password and API tokens: all of it, in one
+    transaction. The target must be empty unless --force. Task output stays where it is:
+    its folders are relative to $JOBNEST_HOME. No daemon may run on the source meanwhile.
+    """
+    from jobnest.store import transfer
+    from jobnest.store.sql import upgrades_on_open
+
+    source_url = transfer.sqlite_source(source)
+    target_url = ctx.settings.database_url
+    if upgrades_on_open(target_url):
+        raise InvalidInput(
+            f"the configured database is SQLite ({transfer.display_url(target_url)}): set "
+            "JOBNEST_DATABASE_URL (or database_url in config.toml) to the PostgreSQL database"
+        )
+    lock_path = process.sqlite_lock_path(source_url)
+    lock = process.DaemonLock(lock_path) if lock_path else None
+    if lock is not None:
+        lock.acquire()
+    try:
+        counts = _copy_installation(source_url, target_url, force)
+    finally:
+        if lock is not None:
+            lock.release()
+    copied = ", ".join(f"{count} {table}" for table, count in counts.items() if count)
+    click.echo(f"copied into {transfer.display_url(target_url)}: {copied or 'nothing'}")
+    click.echo(_logs_note(source_url), err=True)
+
+
+def _copy_installation(source_url: str, target_url: str, force: bool) -> dict[str, int]:
+    from jobnest.store import transfer
+
+    SQLStore.upgrade(target_url)
+    source, target = SQLStore.open(source_url), SQLStore.open(target_url)
+    try:
+        return transfer.copy_database(source, target, force=force)
+    finally:
+        source.close()
+        target.close()
+
+
+def _logs_note(source_url: str) -> str:
+    home = Path(source_url.partition(":///")[2]).parent
+    return (
+        f"note: task output was not copied: it stays in {home / 'logs'}. Attempts name their "
+        f"log folders relative to $JOBNEST_HOME: run the daemons with JOBNEST_HOME={home}, or "
+        "copy that logs folder into their home"
+    )
+
+
 # --- helpers ---------------------------------------------------------------------------------
 
 
@@ -386,7 +729,10 @@ async def _drive(runner: Runner, run_id: int) -> RunRecord:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, runner.cancel, run_id)
-    return await runner.drive(run_id)
+    try:
+        return await runner.drive(run_id)
+    finally:
+        await runner.executor.close()
 
 
 def _summary(store: Store, run: RunRecord) -> dict[str, Any]:

@@ -13,17 +13,40 @@ Precedence: environment variables, then ``$JOBNEST_HOME/config.toml``, then defa
                             stored in the database, if any)
     JOBNEST_SSH_CONFIG      the OpenSSH client config that names the hosts of ``host:`` tasks
                             (file key ``ssh_config``; default ``~/.ssh/config``)
+    JOBNEST_BASE_URL        the daemon's address as people reach it, for links to run pages in
+                            notifications (file key ``base_url``; default: no links)
+    JOBNEST_SMTP_PASSWORD   the SMTP password (file key ``[smtp] password``)
+    JOBNEST_LEASE_SECONDS   how long a daemon's hold on a run outlasts its last heartbeat before
+                            another daemon may adopt the run (file key ``lease_seconds``;
+                            default 30; heartbeats come every third of it)
+    JOBNEST_TEST_SCHEDULER_CLOCK
+                            a test hook, never for production: ``ANCHOR,FACTOR`` makes the
+                            daemon's scheduler read the time as ANCHOR + (now − ANCHOR) × FACTOR
+                            (Unix seconds), so that tests see many cron slots in a few seconds
+
+The ``[smtp]`` section sets up email notifications (none without it):
+
+    host        the mail server (required)
+    port        default 465 with ``tls``, 587 with ``starttls``, else 25
+    starttls    upgrade the plain connection with STARTTLS (default false)
+    tls         TLS from the first byte (default false; not both)
+    username    log in with this user (and ``password``); default: no login
+    password
+    from        the sender address (default ``jobnest@<this host's name>``)
+    timeout     seconds to wait for the server at each step (default 30)
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import platformdirs
@@ -33,6 +56,23 @@ from jobnest.model import schedule
 from jobnest.model.expand import DEFAULT_MAX_DEPTH, DEFAULT_MAX_TASKS, Limits
 
 CONFIG_FILE = "config.toml"
+SMTP_KEYS = frozenset(
+    ("host", "port", "starttls", "tls", "username", "password", "from", "timeout")
+)
+
+
+@dataclass(frozen=True)
+class SMTPSettings:
+    """How to reach the mail server that sends notifications (``[smtp]``)."""
+
+    host: str
+    port: int
+    sender: str  # the file key ``from``
+    starttls: bool = False
+    tls: bool = False
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    timeout: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -44,10 +84,24 @@ class Settings:
     limits: Limits
     password_hash: str | None = None  # from the config file or the environment
     ssh_config: Path | None = None  # None: ~/.ssh/config
+    smtp: SMTPSettings | None = None  # None: no email notifications
+    base_url: str | None = None  # e.g. "https://jobnest.example.com"; None: no links
+    lease_seconds: float = 30.0  # a run's driver renews its hold every third of this
+    scheduler_clock: ClockWarp | None = None  # a test hook: None is the wall clock
 
     @property
     def logs(self) -> Path:
         return self.home / "logs"
+
+
+@dataclass(frozen=True)
+class ClockWarp:
+    """The test hook ``$JOBNEST_TEST_SCHEDULER_CLOCK``: scheduler time that runs ``factor``
+    times as fast as the wall clock from ``anchor`` (Unix seconds) on. Daemons given the same
+    values agree on the time, as daemons on synchronized clocks do."""
+
+    anchor: float
+    factor: float
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -72,7 +126,114 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         password_hash=_password_hash(env.get("JOBNEST_PASSWORD_HASH") or file.get("password_hash")),
         ssh_config=_ssh_config(env.get("JOBNEST_SSH_CONFIG") or file.get("ssh_config")),
+        smtp=_smtp(file.get("smtp"), env.get("JOBNEST_SMTP_PASSWORD")),
+        base_url=_base_url(env.get("JOBNEST_BASE_URL") or file.get("base_url")),
+        lease_seconds=_lease(env.get("JOBNEST_LEASE_SECONDS") or file.get("lease_seconds") or 30),
+        scheduler_clock=_clock_warp(env.get("JOBNEST_TEST_SCHEDULER_CLOCK")),
     )
+
+
+def _lease(value: object) -> float:
+    """Seconds, from 0.3 (tests) to a day."""
+    try:
+        seconds = float(str(value))
+    except ValueError:
+        seconds = -1.0
+    if isinstance(value, bool) or not 0.3 <= seconds <= 86400:
+        raise InvalidInput(f"lease_seconds must be a number of seconds (0.3–86400), got {value!r}")
+    return seconds
+
+
+def _clock_warp(value: str | None) -> ClockWarp | None:
+    if not value:
+        return None
+    anchor, _, factor = value.partition(",")
+    try:
+        warp = ClockWarp(float(anchor), float(factor))
+    except ValueError:
+        warp = None
+    if warp is None or warp.factor <= 0:
+        raise InvalidInput(
+            f"JOBNEST_TEST_SCHEDULER_CLOCK must be ANCHOR,FACTOR (Unix seconds, a speed-up "
+            f"above 0), got {value!r}"
+        )
+    return warp
+
+
+def _smtp(section: object, password: str | None) -> SMTPSettings | None:
+    """The ``[smtp]`` section, checked; None when there is none."""
+    if section is None:
+        return None
+    if not isinstance(section, dict):
+        raise InvalidInput(f"[smtp] must be a section (a table), got {section!r}")
+    unknown = sorted(set(section) - SMTP_KEYS)
+    if unknown:
+        raise InvalidInput(f"[smtp] has unknown key {unknown[0]!r} (known: {sorted(SMTP_KEYS)})")
+    tls = _flag(section, "tls")
+    starttls = _flag(section, "starttls")
+    if tls and starttls:
+        raise InvalidInput("[smtp] tls and starttls exclude each other: set one of them")
+    host = _smtp_text(section, "host")
+    if host is None:
+        raise InvalidInput("[smtp] needs host: the name or address of the mail server")
+    username = _smtp_text(section, "username")
+    password = password or _smtp_text(section, "password")
+    if (username is None) != (password is None):
+        raise InvalidInput("[smtp] username and password go together: set both or neither")
+    default_port = 465 if tls else 587 if starttls else 25
+    return SMTPSettings(
+        host=host,
+        port=_port(section.get("port", default_port)),
+        sender=_smtp_text(section, "from") or f"jobnest@{socket.gethostname()}",
+        starttls=starttls,
+        tls=tls,
+        username=username,
+        password=password,
+        timeout=_seconds(section.get("timeout", 30.0), "[smtp] timeout"),
+    )
+
+
+def _smtp_text(section: dict[str, Any], key: str) -> str | None:
+    """A text value of ``[smtp]``, None when unset: no line breaks or control characters."""
+    value = section.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(f"[smtp] {key} must be non-empty text, got {value!r}")
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        raise InvalidInput(f"[smtp] {key} {value!r} contains a line break or control character")
+    return value
+
+
+def _flag(section: dict[str, Any], key: str) -> bool:
+    value = section.get(key, False)
+    if not isinstance(value, bool):
+        raise InvalidInput(f"[smtp] {key} must be true or false, got {value!r}")
+    return value
+
+
+def _port(value: object) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535:
+        return value
+    raise InvalidInput(f"[smtp] port must be a whole number 1–65535, got {value!r}")
+
+
+def _seconds(value: object, name: str) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= 3600:
+        return float(value)
+    raise InvalidInput(f"{name} must be a number of seconds (0–3600], got {value!r}")
+
+
+def _base_url(value: object) -> str | None:
+    """An http(s) URL the links of notifications start with, without a trailing slash."""
+    if value is None:
+        return None
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidInput(f"base_url must be an http:// or https:// URL, got {value!r}")
+    if any(ord(ch) <= 0x20 or ord(ch) == 0x7F for ch in str(value)):
+        raise InvalidInput(f"base_url {value!r} contains a space or control character")
+    return str(value).rstrip("/")
 
 
 def _ssh_config(value: object) -> Path | None:

@@ -1,8 +1,9 @@
 """The daemon's services, living together in one event loop.
 
-A ``Daemon`` holds the store, the job catalog, a runner whose observer feeds the event hub,
-and the runs it drives as background tasks (referenced until they end). The REST API and
-the scheduler call its methods from the event loop's thread; ``serve`` builds one and, on
+A ``Daemon`` holds the store, the job catalog, a runner whose observer feeds the event hub
+and records the notifications of runs that end (in ``outbox``, which ``serve`` delivers
+from), and the runs it drives as background tasks (referenced until they end). The REST
+API and the scheduler call its methods from the event loop's thread; ``serve`` builds one and, on
 the way out, awaits ``close()``, which stops the runs still being driven (their tasks get
 SIGTERM, then SIGKILL after the grace period; the runs end ``failed``, ready to retry) and
 ends every event stream. The store and its connections belong to whoever opened it.
@@ -23,11 +24,12 @@ from jobnest.catalog import Catalog, Saved
 from jobnest.config import Settings, local_zone
 from jobnest.errors import Conflict, InvalidInput, NotFound
 from jobnest.executors.base import Executor
-from jobnest.executors.local import LocalExecutor
+from jobnest.executors.router import default_executor
 from jobnest.hub import EventHub
 from jobnest.model import schedule
 from jobnest.model.expand import PlanGraph, expand
 from jobnest.model.job import Job
+from jobnest.notify.outbox import ENDED, Outbox
 from jobnest.runner import Clock, Event, Runner, utc_now
 from jobnest.store.base import AttemptRecord, CommandFix, RunRecord, Store
 
@@ -57,12 +59,13 @@ class Daemon:
         self.catalog = Catalog(store, clock)
         self.runner = Runner(
             store,
-            executor or LocalExecutor(grace=settings.grace),
+            executor or default_executor(settings),
             settings,
             owner=owner,
             observer=self._observe,
             clock=clock,
         )
+        self.outbox = Outbox(store, settings, clock=clock)
         self._drives: dict[int, asyncio.Task[None]] = {}
         self._job_of: dict[int, str] = {}
 
@@ -201,6 +204,24 @@ class Daemon:
         """Whether this daemon drives the run now."""
         return run_id in self._drives
 
+    def adopt_orphans(self) -> list[RunRecord]:
+        """Take over the runs whose driver died (its lease expired) and drive them on.
+
+        Their lost attempts are settled and every task that has not succeeded runs again,
+        as on a retry; of several daemons sweeping at once, one adopts each run.
+        """
+        adopted = recovery.adopt_stale(
+            self.store,
+            self.settings,
+            owner=self.runner.owner,
+            now=self.clock(),
+            driving=self._drives,
+        )
+        for record in adopted:
+            log.warning("run %s of job %r: its driver is gone; adopted", record.id, record.job)
+            self.drive(record)
+        return adopted
+
     async def close(self) -> None:
         """Stop the runs still being driven, wait for them to end, and end event streams.
 
@@ -238,7 +259,24 @@ class Daemon:
 
     def _reconcile(self, job: str) -> None:
         """Finish the job's runs left ``running`` by a process that died."""
-        recovery.reconcile_stale(self.store, self.settings, job=job, now=self.clock())
+        ended = recovery.reconcile_stale(
+            self.store,
+            self.settings,
+            job=job,
+            now=self.clock(),
+            owner=self.runner.owner,
+            driving=self._drives,
+        )
+        for run_id in ended:
+            self._notify(run_id)
+
+    def _notify(self, run_id: int) -> None:
+        """Record the notifications of a run that ended; never fails, never holds the run up."""
+        try:
+            if self.outbox.enqueue(run_id):
+                self.outbox.wake()
+        except Exception:
+            log.exception("run %s: cannot record its notifications", run_id)
 
     # --- events --------------------------------------------------------------------------------
 
@@ -246,6 +284,8 @@ class Daemon:
         job = self._job_of.get(event.run_id) or self.store.get_run(event.run_id).job
         if event.path is None:
             self.hub.publish("run", {"run_id": event.run_id, "job": job, "status": event.status})
+            if event.status in ENDED:
+                self._notify(event.run_id)
             return
         self.hub.publish(
             "task",
