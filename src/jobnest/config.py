@@ -179,7 +179,10 @@ def _smtp(section: object, password: str | None) -> SMTPSettings | None:
     username = _smtp_text(section, "username")
     password = password or _smtp_text(section, "password")
     if (username is None) != (password is None):
-        raise InvalidInput("[smtp] username and password go together: set both or neither")
+        raise InvalidInput(
+            "[smtp] username and password go together: set both or neither "
+            "(the password may come from JOBNEST_SMTP_PASSWORD)"
+        )
     default_port = 465 if tls else 587 if starttls else 25
     return SMTPSettings(
         host=host,

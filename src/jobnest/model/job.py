@@ -15,11 +15,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from jobnest.errors import InvalidJob, InvalidSchedule
 from jobnest.model import graph, schedule
 
 MAX_NAME = 128
+MAX_URL = 2048
 Misfire = Literal["skip", "run_once", "run_all"]
 MISFIRE_POLICIES: tuple[Misfire, ...] = ("skip", "run_once", "run_all")
 NOTIFY_EVENTS = ("failure", "success")
@@ -94,11 +96,20 @@ Task = CommandTask | JobRef
 
 
 @dataclass(frozen=True)
+class Webhook:
+    """A URL that gets a JSON POST of the run's report, signed when it has a ``secret``."""
+
+    url: str
+    secret: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
 class Notify:
     """Who hears about a run's end, and on which outcomes."""
 
     email: tuple[str, ...] = ()
     on: tuple[str, ...] = ("failure",)
+    webhooks: tuple[Webhook, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -284,7 +295,7 @@ def _parse_notify(value: object, job: str) -> Notify | None:
     if not isinstance(value, Mapping):
         raise InvalidJob(f"'notify' must be a mapping, got {_kind(value)}", job=job)
     value = {"on" if key is True else key: v for key, v in value.items()}  # YAML 1.1: on == True
-    _refuse_unknown(value, {"email", "on"}, job=job)
+    _refuse_unknown(value, {"email", "on", "webhooks"}, job=job)
     email = value.get("email") or []
     if isinstance(email, str):
         email = [email]
@@ -299,7 +310,55 @@ def _parse_notify(value: object, job: str) -> Notify | None:
         raise InvalidJob(
             f"'notify.on' must list {' and/or '.join(NOTIFY_EVENTS)}, got {on!r}", job=job
         )
-    return Notify(tuple(email), tuple(on))
+    return Notify(tuple(email), tuple(on), _parse_webhooks(value.get("webhooks"), job))
+
+
+def _parse_webhooks(value: object, job: str) -> tuple[Webhook, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise InvalidJob(f"'notify.webhooks' must be a list, got {_kind(value)}", job=job)
+    hooks = tuple(_parse_webhook(raw, job) for raw in value)
+    urls = [hook.url for hook in hooks]
+    for url in urls:
+        if urls.count(url) > 1:
+            raise InvalidJob(f"'notify.webhooks' lists {url!r} twice", job=job)
+    return hooks
+
+
+def _parse_webhook(raw: object, job: str) -> Webhook:
+    """A webhook from ``{url, secret?}``, or from a bare URL."""
+    if isinstance(raw, str):
+        raw = {"url": raw}
+    if not isinstance(raw, Mapping):
+        raise InvalidJob(
+            f"a webhook must be a URL or a mapping with 'url', got {_kind(raw)}", job=job
+        )
+    _refuse_unknown(raw, {"url", "secret"}, job=job)
+    secret = raw.get("secret")
+    if secret is not None and (not isinstance(secret, str) or not secret):
+        raise InvalidJob("a webhook's 'secret' must be a non-empty string", job=job)
+    return Webhook(_check_url(raw.get("url"), job), secret)
+
+
+def _check_url(url: object, job: str) -> str:
+    """An absolute http(s) URL with a host, without spaces or control characters."""
+    if not isinstance(url, str) or not 1 <= len(url) <= MAX_URL:
+        raise InvalidJob(f"a webhook 'url' must be text of 1–{MAX_URL} characters", job=job)
+    if any(ch.isspace() or unicodedata.category(ch) == "Cc" for ch in url):
+        raise InvalidJob(
+            f"webhook URL {url!r} contains a line break, space or control character", job=job
+        )
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise InvalidJob(f"webhook URL {url!r} does not parse: {exc}", job=job) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidJob(
+            f"webhook URL {url!r} must start with http:// or https:// and name a host", job=job
+        )
+    return url
 
 
 def _optional_str(data: Mapping[str, Any], key: str, job: str) -> str | None:
@@ -338,7 +397,16 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         out["notes"] = job.notes
     if job.notify is not None:
         out["notify"] = {"email": list(job.notify.email), "on": list(job.notify.on)}
+        if job.notify.webhooks:
+            out["notify"]["webhooks"] = [_webhook_to_dict(hook) for hook in job.notify.webhooks]
     out["tasks"] = [task_to_dict(task) for task in job.tasks]
+    return out
+
+
+def _webhook_to_dict(hook: Webhook) -> dict[str, str]:
+    out = {"url": hook.url}
+    if hook.secret is not None:
+        out["secret"] = hook.secret
     return out
 
 

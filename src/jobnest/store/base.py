@@ -123,6 +123,15 @@ class RunChange:
     finished_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class Lease:
+    """Who writes a batch of a run: ``owner`` must drive the run still; it did at ``at``."""
+
+    run_id: int
+    owner: str
+    at: datetime
+
+
 @dataclass
 class Changes:
     """A batch of state transitions, written in one transaction by ``Store.apply``."""
@@ -131,6 +140,7 @@ class Changes:
     ended: list[AttemptEnd] = field(default_factory=list)
     tasks: list[TaskChange] = field(default_factory=list)
     run: RunChange | None = None
+    lease: Lease | None = None  # a driver's batch: fenced by, and renewing, its lease
 
     def __bool__(self) -> bool:
         return bool(self.started or self.ended or self.tasks or self.run)
@@ -155,6 +165,43 @@ class TokenRecord:
     scope: str  # "read" (GET and HEAD only) | "full"
     created_at: datetime
     revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class NotificationRecord:
+    """One message to one target about one ending of a run (a retried run ends again)."""
+
+    id: int
+    run_id: int
+    retries: int  # the run's ``retries`` when it ended: which ending this is about
+    outcome: str  # how the run ended: "succeeded" | "failed" | "cancelled"
+    channel: str  # "email" | "webhook"
+    target: str  # an email address or a URL
+    status: str  # "pending" | "sending" | "sent" | "failed"
+    attempts: int  # sending attempts begun
+    created_at: datetime
+    next_attempt_at: datetime  # while "pending": when it is due
+    lease_until: datetime | None = None  # while "sending": when another worker may take over
+    sent_at: datetime | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class NewNotification:
+    """A target to notify: ``channel`` "email" or "webhook", and a webhook's secret."""
+
+    channel: str
+    target: str
+    secret: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A notification claimed for sending, with the report it carries."""
+
+    notification: NotificationRecord
+    report: dict[str, Any]
+    secret: str | None = field(default=None, repr=False)
 
 
 class Store(ABC):
@@ -215,7 +262,14 @@ class Store(ABC):
 
     @abstractmethod
     def apply(self, changes: Changes) -> None:
-        """Write a batch of transitions in one transaction."""
+        """Write a batch of transitions in one transaction.
+
+        With a ``lease``, the batch is written only while ``lease.owner`` drives the run,
+        and it renews the lease (the heartbeat becomes ``lease.at``).
+
+        Raises:
+            Conflict: the run is driven by someone else (or nobody) now; nothing is written.
+        """
 
     @abstractmethod
     def begin_retry(self, run_id: int, *, owner: str, now: datetime) -> RunRecord:
@@ -249,6 +303,18 @@ class Store(ABC):
     @abstractmethod
     def release(self, run_id: int, *, owner: str) -> None:
         """``owner`` stops driving the run (it has ended)."""
+
+    @abstractmethod
+    def claim_runs(
+        self, stale: Sequence[RunRecord], *, owner: str, now: datetime
+    ) -> list[RunRecord]:
+        """Take over running runs whose driver is gone: ``owner`` drives them from ``now``.
+
+        A run is taken only if it is still ``running`` with the owner and heartbeat it has
+        in ``stale`` (as the caller read it), so of several processes claiming one run, one
+        gets it; a run another transaction holds is skipped, not waited for. One transaction.
+        Returns the runs taken, as given (their ``owner`` is the one that lost them).
+        """
 
     # --- schedules ---------------------------------------------------------------------------
 
@@ -358,3 +424,65 @@ class Store(ABC):
     @abstractmethod
     def list_tokens(self) -> list[TokenRecord]:
         """Every token, revoked ones too, oldest first."""
+
+    # --- notifications -----------------------------------------------------------------------
+
+    @abstractmethod
+    def add_notifications(
+        self,
+        run_id: int,
+        *,
+        retries: int,
+        outcome: str,
+        targets: Sequence[NewNotification],
+        report: Mapping[str, Any],
+        now: datetime,
+    ) -> list[NotificationRecord]:
+        """Record a ``pending`` notification per target, due at ``now``, in one transaction.
+
+        A target already recorded for (run, retries, channel) is left as it is: recording
+        an ending twice adds nothing. Returns the notifications added.
+
+        Raises:
+            NotFound: no such run.
+        """
+
+    @abstractmethod
+    def notifications(self, run_id: int) -> list[NotificationRecord]:
+        """The run's notifications, of every ending, oldest first."""
+
+    @abstractmethod
+    def claim_notifications(
+        self, *, now: datetime, lease_until: datetime, limit: int = 10
+    ) -> list[Delivery]:
+        """Take the due notifications for sending, oldest first, in one transaction.
+
+        Due: ``pending`` with ``next_attempt_at`` reached, or ``sending`` with the lease
+        expired (its worker died; ``last_error`` says the attempt was interrupted). Each
+        becomes ``sending`` until ``lease_until`` and its ``attempts`` count one more, so
+        two workers never hold the same notification.
+        """
+
+    @abstractmethod
+    def finish_notification(
+        self,
+        notification_id: int,
+        *,
+        attempt: int,
+        status: str,
+        now: datetime,
+        error: str | None = None,
+        retry_at: datetime | None = None,
+    ) -> bool:
+        """Record how attempt ``attempt`` ended: ``sent``, ``failed``, or ``pending`` again
+        (due at ``retry_at``), with the error if any.
+
+        Only the worker that holds the claim may: the notification must be ``sending`` at
+        that attempt. Returns False, changing nothing, when it is not (the lease expired
+        and another worker took it over).
+        """
+
+    @abstractmethod
+    def unnotified_runs(self, since: datetime) -> list[RunRecord]:
+        """The runs that ended at ``since`` or later and have no notification of that ending
+        (none with their current ``retries``), oldest ending first."""

@@ -218,3 +218,29 @@ api_tokens = sa.Table(
     sa.Column("revoked_at", UTCDateTime),
     sqlite_autoincrement=True,
 )
+
+# --- notifications (revision 0003) -------------------------------------------------------------
+
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("retries", sa.Integer, nullable=False),  # the run's retries when it ended
+    sa.Column("outcome", sa.Text, nullable=False),  # "succeeded" | "failed" | "cancelled"
+    sa.Column("channel", sa.Text, nullable=False),  # "email" | "webhook"
+    sa.Column("target", sa.Text, nullable=False),  # an address or a URL
+    sa.Column("secret", sa.Text),  # a webhook's signing secret
+    sa.Column("report", JSONText, nullable=False),  # what the message says, fixed at the end
+    sa.Column("status", sa.Text, nullable=False),  # "pending" | "sending" | "sent" | "failed"
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("lease_until", UTCDateTime),  # while "sending": when another worker may take over
+    sa.Column("sent_at", UTCDateTime),
+    sa.Column("last_error", sa.Text),
+    # One notification per target and ending of a run: enqueueing twice adds nothing.
+    sa.UniqueConstraint("run_id", "retries", "channel", "target"),
+    sa.Index(None, "status", "next_attempt_at"),
+    sqlite_autoincrement=True,
+)

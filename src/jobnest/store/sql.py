@@ -35,6 +35,10 @@ from jobnest.store.base import (
     AttemptRecord,
     Changes,
     CommandFix,
+    Delivery,
+    Lease,
+    NewNotification,
+    NotificationRecord,
     RunChange,
     RunRecord,
     ScheduleState,
@@ -55,6 +59,7 @@ from jobnest.store.schema import (
     format_instant,
     job_versions,
     jobs,
+    notifications,
     runs,
     schedules,
     skipped_slots,
@@ -82,6 +87,12 @@ _SCHEDULE_QUERY = sa.select(*_columns(schedules, ScheduleState)).order_by(schedu
 _SESSION_COLUMNS = _columns(auth_sessions, SessionRecord)
 _TOKEN_COLUMNS = _columns(api_tokens, TokenRecord)
 _PASSWORD_KEY = "password_hash"  # noqa: S105 - the name of a setting
+_JOB_NAME_LOCKS = 0x6A6F62  # the advisory lock space of job names on PostgreSQL ("job")
+_NOTIFICATION_COLUMNS = _columns(notifications, NotificationRecord)
+_INTERRUPTED = (
+    "the previous attempt was interrupted (its daemon stopped while sending): "
+    "it may have been delivered"
+)
 
 
 def sqlite_url(path: str | os.PathLike[str]) -> str:
@@ -97,19 +108,53 @@ class SQLStore(Store):
         self._writer = engine.execution_options(**{_WRITE: True})
 
     @classmethod
-    def open(cls, url: str) -> SQLStore:
-        """Connect to ``url`` and bring its schema to the newest revision.
+    def open(cls, url: str, *, upgrade: bool | None = None) -> SQLStore:
+        """Connect to ``url``, whose schema must be the newest revision.
+
+        ``upgrade`` brings an older schema (or an empty database) to it first; by default
+        only a SQLite file is upgraded on open (see ``upgrades_on_open``).
 
         Raises:
-            StoreError: the database cannot be opened or migrated.
+            StoreError: the database cannot be opened or migrated, or its schema is older
+                (without ``upgrade``) or newer than this code's; the message says what to do.
         """
         store = cls(_create_engine(url))
         try:
-            migrations.upgrade(store._writer)
+            if upgrades_on_open(url) if upgrade is None else upgrade:
+                migrations.upgrade(store._writer)
+            with store._engine.connect() as conn:
+                migrations.check(conn)
         except (CommandError, exc.SQLAlchemyError) as error:
             store.close()
             raise StoreError(f"cannot open the database {_safe(url)}: {error}") from error
+        except StoreError as error:
+            store.close()
+            raise StoreError(f"{_safe(url)}: {error}") from error
         return store
+
+    @classmethod
+    def upgrade(cls, url: str) -> str | None:
+        """Bring the schema of ``url`` to the newest revision (``jobnest db upgrade``).
+
+        Returns the revision it was at; None when it had no jobnest schema.
+
+        Raises:
+            StoreError: the database cannot be reached or migrated, or is newer than known.
+        """
+        store = cls(_create_engine(url))
+        try:
+            return migrations.upgrade(store._writer)
+        except (CommandError, exc.SQLAlchemyError) as error:
+            raise StoreError(f"cannot upgrade the database {_safe(url)}: {error}") from error
+        except StoreError as error:
+            raise StoreError(f"{_safe(url)}: {error}") from error
+        finally:
+            store.close()
+
+    @property
+    def engine(self) -> Engine:
+        """The engine the store works on (``jobnest db`` copies and inspects through it)."""
+        return self._engine
 
     def close(self) -> None:
         self._engine.dispose()
@@ -134,15 +179,22 @@ class SQLStore(Store):
         ``_write`` does; what is not committed is rolled back by the pool on check-in.
         """
         dialect = self._engine.dialect
-        with _translated():
-            raw = self._engine.raw_connection()
+        dbapi = dialect.loaded_dbapi
         try:
-            batch = _Batch(raw.cursor(), dialect)
+            with _translated():
+                raw = self._engine.raw_connection()
+        except (dbapi.OperationalError, dbapi.InterfaceError) as error:  # the pool's, unwrapped
+            raise StoreError(f"the database cannot be used: {error}") from error
+        cursor = None
+        try:
+            cursor = raw.cursor()
             if dialect.name == "sqlite":
-                batch.cursor.execute("BEGIN IMMEDIATE")
-            yield batch
+                cursor.execute("BEGIN IMMEDIATE")
+            yield _Batch(cursor, dialect)
             raw.commit()
-        except dialect.loaded_dbapi.OperationalError as error:
+        except (dbapi.OperationalError, dbapi.InterfaceError) as error:
+            if dialect.is_disconnect(error, raw.dbapi_connection, cursor):
+                raw.invalidate(error)  # the pool connects afresh next time
             raise StoreError(f"the database cannot be used: {error}") from error
         finally:
             raw.close()
@@ -249,6 +301,8 @@ class SQLStore(Store):
         if not changes:
             return
         with self._driver_write() as batch:
+            if changes.lease is not None:
+                _renew_lease(batch, changes.lease)
             _start_attempts(batch, changes.started)
             _end_attempts(batch, changes.ended)
             _change_tasks(batch, changes.tasks)
@@ -304,6 +358,22 @@ class SQLStore(Store):
                 sa.update(runs).where(runs.c.id == run_id, runs.c.owner == owner).values(owner=None)
             )
 
+    def claim_runs(
+        self, stale: Sequence[RunRecord], *, owner: str, now: datetime
+    ) -> list[RunRecord]:
+        """Row locks with SKIP LOCKED on PostgreSQL (a driver writing a batch holds its run's
+        row, so it is skipped); SQLite's write lock serializes claimers anyway."""
+        if not stale:
+            return []
+        with self._write() as conn:
+            taken = _unchanged_runs(conn, stale)
+            if taken:
+                ids = [run.id for run in taken]
+                conn.execute(
+                    sa.update(runs).where(runs.c.id.in_(ids)).values(owner=owner, heartbeat_at=now)
+                )
+        return taken
+
     # --- schedules -----------------------------------------------------------------------------
 
     def schedule_states(self) -> dict[str, ScheduleState]:
@@ -316,6 +386,9 @@ class SQLStore(Store):
         return None if row is None else ScheduleState(*row)
 
     def advance_schedules(self, slots: Mapping[str, datetime]) -> None:
+        """Upsert with ON CONFLICT, which waits for a concurrent upsert of the row and then
+        re-checks "never back"; rows go in name order, so that two daemons advancing the
+        same jobs lock them in the same order and never deadlock."""
         if not slots:
             return
         with self._write() as conn:
@@ -327,7 +400,7 @@ class SQLStore(Store):
                     set_={"last_slot": later},
                     where=schedules.c.last_slot.is_(None) | (schedules.c.last_slot < later),
                 ),
-                [{"job": job, "last_slot": slot} for job, slot in slots.items()],
+                [{"job": job, "last_slot": slots[job]} for job in sorted(slots)],
             )
 
     def forget_schedules(self, jobs: Iterable[str]) -> None:
@@ -355,7 +428,8 @@ class SQLStore(Store):
             insert = _insert(conn, skipped_slots).on_conflict_do_nothing(
                 index_elements=[skipped_slots.c.job, skipped_slots.c.scheduled_for]
             )
-            conn.execute(insert, [dict(vars(slot)) for slot in slots])  # asdict() is slow
+            ordered = sorted(slots, key=lambda slot: (slot.job, slot.scheduled_for))  # no deadlock
+            conn.execute(insert, [dict(vars(slot)) for slot in ordered])  # asdict() is slow
 
     def skipped_slots(
         self, job: str, *, after: datetime | None = None, limit: int = 50
@@ -378,6 +452,7 @@ class SQLStore(Store):
     ) -> int:
         """Create or replace a job. Versions count on after a delete: they are never reused."""
         with self._write() as conn:
+            _lock_job_name(conn, name)
             current = conn.execute(
                 sa.select(jobs.c.hash, jobs.c.version).where(jobs.c.name == name)
             ).first()
@@ -428,13 +503,12 @@ class SQLStore(Store):
 
     def set_password_hash(self, value: str) -> None:
         with self._write() as conn:
-            updated = conn.execute(
-                sa.update(auth_settings)
-                .where(auth_settings.c.key == _PASSWORD_KEY)
-                .values(value=value)
+            insert = _insert(conn, auth_settings).values(key=_PASSWORD_KEY, value=value)
+            conn.execute(
+                insert.on_conflict_do_update(
+                    index_elements=[auth_settings.c.key], set_={"value": insert.excluded.value}
+                )
             )
-            if updated.rowcount == 0:
-                conn.execute(sa.insert(auth_settings).values(key=_PASSWORD_KEY, value=value))
             conn.execute(sa.delete(auth_sessions))
 
     def create_session(
@@ -495,14 +569,142 @@ class SQLStore(Store):
         with self._read() as conn:
             return [TokenRecord(*row) for row in conn.execute(query)]
 
+    # --- notifications -------------------------------------------------------------------------
+
+    def add_notifications(
+        self,
+        run_id: int,
+        *,
+        retries: int,
+        outcome: str,
+        targets: Sequence[NewNotification],
+        report: Mapping[str, Any],
+        now: datetime,
+    ) -> list[NotificationRecord]:
+        if not targets:
+            return []
+        common = {"run_id": run_id, "retries": retries, "outcome": outcome, "status": "pending"}
+        common |= {"report": dict(report), "created_at": now, "next_attempt_at": now}
+        rows = [{**common, **vars(target)} for target in targets]
+        key = [notifications.c[name] for name in ("run_id", "retries", "channel", "target")]
+        with self._write() as conn:
+            _require_run(conn, run_id)
+            insert = _insert(conn, notifications).on_conflict_do_nothing(index_elements=key)
+            added = [conn.execute(insert.returning(notifications.c.id), r).scalar() for r in rows]
+            query = sa.select(*_NOTIFICATION_COLUMNS).where(notifications.c.id.in_(added))
+            return [NotificationRecord(*row) for row in conn.execute(query.order_by("id"))]
+
+    def notifications(self, run_id: int) -> list[NotificationRecord]:
+        query = (
+            sa.select(*_NOTIFICATION_COLUMNS)
+            .where(notifications.c.run_id == run_id)
+            .order_by(notifications.c.id)
+        )
+        with self._read() as conn:
+            return [NotificationRecord(*row) for row in conn.execute(query)]
+
+    def claim_notifications(
+        self, *, now: datetime, lease_until: datetime, limit: int = 10
+    ) -> list[Delivery]:
+        due = _due_notifications(now)
+        pick = sa.select(notifications.c.id).where(due).order_by(notifications.c.id).limit(limit)
+        with self._write() as conn:
+            ids = list(conn.execute(pick.with_for_update(skip_locked=True)).scalars())
+            if not ids:
+                return []
+            interrupted = notifications.c.status == "sending"
+            conn.execute(
+                sa.update(notifications)
+                .where(notifications.c.id.in_(ids), due)
+                .values(
+                    status="sending",
+                    attempts=notifications.c.attempts + 1,
+                    lease_until=lease_until,
+                    last_error=sa.case(
+                        (interrupted, _INTERRUPTED), else_=notifications.c.last_error
+                    ),
+                )
+            )
+            query = sa.select(
+                *_NOTIFICATION_COLUMNS, notifications.c.report, notifications.c.secret
+            ).where(notifications.c.id.in_(ids))
+            rows = conn.execute(query.order_by(notifications.c.id)).all()
+        return [Delivery(NotificationRecord(*row[:-2]), row[-2], row[-1]) for row in rows]
+
+    def finish_notification(
+        self,
+        notification_id: int,
+        *,
+        attempt: int,
+        status: str,
+        now: datetime,
+        error: str | None = None,
+        retry_at: datetime | None = None,
+    ) -> bool:
+        values: dict[str, Any] = {"status": status, "lease_until": None}
+        if error is not None:
+            values["last_error"] = error
+        if status == "sent":
+            values["sent_at"] = now
+        if status == "pending":
+            values["next_attempt_at"] = retry_at or now
+        claim = (
+            notifications.c.id == notification_id,
+            notifications.c.status == "sending",
+            notifications.c.attempts == attempt,
+        )
+        with self._write() as conn:
+            done = conn.execute(sa.update(notifications).where(*claim).values(values))
+        return bool(done.rowcount)
+
+    def unnotified_runs(self, since: datetime) -> list[RunRecord]:
+        this_ending = sa.exists().where(
+            notifications.c.run_id == runs.c.id, notifications.c.retries == runs.c.retries
+        )
+        query = (
+            sa.select(*_RUN_COLUMNS)
+            .where(runs.c.status != "running", runs.c.finished_at >= since, ~this_ending)
+            .order_by(runs.c.finished_at, runs.c.id)
+        )
+        with self._read() as conn:
+            return [RunRecord(*row) for row in conn.execute(query)]
+
 
 # --- engines and transactions ------------------------------------------------------------------
 
 
+def upgrades_on_open(url: str) -> bool:
+    """Whether ``SQLStore.open`` migrates the database of ``url`` by itself: SQLite only.
+
+    A SQLite file belongs to one installation (one daemon holds its lock), so jobnest keeps
+    it current as it always has. A PostgreSQL database may be shared by several daemons,
+    some of them still older: changing its schema under them is the operator's decision,
+    taken with ``jobnest db upgrade`` (after a backup).
+    """
+    return _backend(url) == "sqlite"
+
+
+def _backend(url: str) -> str:
+    try:
+        return sa.make_url(url).get_backend_name()
+    except exc.ArgumentError as error:
+        raise StoreError(f"database URL {url!r} is not a SQLAlchemy URL: {error}") from None
+
+
 def _create_engine(url: str) -> Engine:
-    """An engine for ``url``, with SQLite's transaction control taken over."""
-    if sa.make_url(url).get_backend_name() != "sqlite":
-        return sa.create_engine(url, pool_pre_ping=True)
+    """An engine for ``url``, with SQLite's transaction control taken over.
+
+    PostgreSQL connections are checked before use (``pool_pre_ping``): one the server
+    dropped (a restart, ``pg_terminate_backend``) is replaced instead of failing a write.
+    """
+    if _backend(url) != "sqlite":
+        try:
+            return sa.create_engine(url, pool_pre_ping=True)
+        except ImportError as error:
+            raise StoreError(
+                f"no driver for {_safe(url)} ({error.name} is not installed): "
+                "for PostgreSQL, pip install 'jobnest[postgres]'"
+            ) from None
     engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_SECONDS})
     sa.event.listen(engine, "connect", _on_sqlite_connect)
     sa.event.listen(engine, "begin", _on_sqlite_begin)
@@ -533,7 +735,7 @@ def _translated() -> Iterator[None]:
     """Turn an unusable database into StoreError, and a naive datetime into ValueError."""
     try:
         yield
-    except exc.OperationalError as error:
+    except (exc.OperationalError, exc.InterfaceError) as error:
         raise StoreError(f"the database cannot be used: {error.orig}") from error
     except exc.StatementError as error:
         if isinstance(error, exc.DBAPIError) or not isinstance(error.orig, ValueError):
@@ -591,7 +793,11 @@ def _insert_many(
 
     For columns whose values need no conversion (integers, text): 100,000 rows in a few
     tenths of a second instead of seconds. Works with positional and named paramstyles.
+    PostgreSQL takes them by COPY: its executemany still pays one round trip per row.
     """
+    if conn.dialect.name == "postgresql":
+        _copy_rows(conn, table, columns, rows)
+        return
     statement = sa.insert(table).values({name: sa.bindparam(name) for name in columns})
     compiled = statement.compile(dialect=conn.dialect)
     params: list[Any] = rows
@@ -601,6 +807,18 @@ def _insert_many(
         order = [columns.index(name) for name in compiled.positiontup or ()]
         params = [tuple(row[index] for index in order) for row in rows]
     conn.exec_driver_sql(str(compiled), params)
+
+
+def _copy_rows(
+    conn: Connection, table: sa.Table, columns: Sequence[str], rows: list[tuple[Any, ...]]
+) -> None:
+    """COPY rows into a PostgreSQL table, in the transaction of ``conn`` (psycopg 3)."""
+    quote = conn.dialect.identifier_preparer.quote
+    target = f"{quote(table.name)} ({', '.join(quote(name) for name in columns)})"
+    driver: Any = conn.connection.driver_connection
+    with driver.cursor() as cursor, cursor.copy(f"COPY {target} FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 @dataclass(frozen=True)
@@ -806,6 +1024,30 @@ def _plan_command(conn: Connection, run_id: int, path: str) -> str:
     raise Conflict(f"task {path!r} of run {run_id} has no command in the plan")
 
 
+_RENEW_LEASE = _Prepared(
+    sa.update(runs)
+    .where(runs.c.id == sa.bindparam("b_run_id"), runs.c.owner == sa.bindparam("b_owner"))
+    .values(heartbeat_at=sa.bindparam("b_at"))
+)
+
+
+def _renew_lease(batch: _Batch, lease: Lease) -> None:
+    """Fence a driver's batch: its run must still be its own. Takes the run's row lock."""
+    if _RENEW_LEASE.execute(batch, [_driver_row(lease, "b_")]) == 0:
+        raise Conflict(f"run {lease.run_id} is not driven by {lease.owner!r} any more")
+
+
+def _unchanged_runs(conn: Connection, claimed: Sequence[RunRecord]) -> list[RunRecord]:
+    """The runs still ``running`` with the owner and heartbeat the claimer saw, now locked."""
+    query = (
+        sa.select(runs.c.id, runs.c.owner, runs.c.heartbeat_at)
+        .where(runs.c.id.in_([run.id for run in claimed]), runs.c.status == "running")
+        .with_for_update(skip_locked=True)
+    )
+    now_seen = {row.id: (row.owner, row.heartbeat_at) for row in conn.execute(query)}
+    return [run for run in claimed if now_seen.get(run.id) == (run.owner, run.heartbeat_at)]
+
+
 def _lost_lease(run: RunRecord, owner: str) -> Conflict:
     driver = f"by {run.owner!r}" if run.owner else "by nobody"
     return Conflict(f"run {run.id} is driven {driver}, not by {owner!r}")
@@ -821,7 +1063,31 @@ def _insert(conn: Connection, table: sa.Table) -> sqlite.Insert | postgresql.Ins
     return sqlite.insert(table)
 
 
+# --- notifications -----------------------------------------------------------------------------
+
+
+def _due_notifications(now: datetime) -> sa.ColumnElement[bool]:
+    """Pending and due, or sending with the lease of its worker expired."""
+    table = notifications.c
+    pending = (table.status == "pending") & (table.next_attempt_at <= now)
+    abandoned = (table.status == "sending") & (table.lease_until <= now)
+    return pending | abandoned
+
+
 # --- writing jobs ------------------------------------------------------------------------------
+
+
+def _lock_job_name(conn: Connection, name: str) -> None:
+    """Make writers of one job name take turns until the end of the transaction.
+
+    Two saves reading the same latest version would both write the next one. SQLite's
+    write lock (``BEGIN IMMEDIATE``) serializes them already; PostgreSQL reads committed
+    data without waiting, and a row lock cannot cover a job that does not exist yet, so
+    the name's hash is an advisory lock there.
+    """
+    if conn.dialect.name == "postgresql":
+        key = sa.func.hashtext(name)
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_JOB_NAME_LOCKS, key)))
 
 
 def _next_version(conn: Connection, name: str) -> int:
