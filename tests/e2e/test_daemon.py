@@ -4,85 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
-import pytest
 import yaml
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def poll(check: Callable[[], Any], deadline: float = 20.0) -> Any:
-    end = time.monotonic() + deadline
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < end, "condition not met in time"
-        time.sleep(0.05)
-
-
-class Daemon:
-    """A `jobnest serve` subprocess on a free loopback port."""
-
-    def __init__(self, home: Path, workdir: Path, *args: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "JOBNEST_HOME": str(home), "JOBNEST_GRACE": "1"}
-        self.output = home.parent / f"daemon-{self.port}.log"
-        with self.output.open("w") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "jobnest", "serve", "--port", str(self.port), *args],
-                cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT,
-            )
-        self.client = httpx.Client(base_url=self.url, timeout=10)
-        poll(self.is_up)
-
-    def is_up(self) -> bool:
-        assert self.process.poll() is None, self.output.read_text()
-        try:
-            return self.client.get("/healthz").status_code == 200
-        except httpx.TransportError:
-            return False
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        self.process.send_signal(sig)
-        code = self.process.wait(timeout=30)
-        self.client.close()
-        return code
-
-
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    folder = tmp_path / "work"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
-def daemons(tmp_path: Path, workdir: Path) -> Iterator[Callable[..., Daemon]]:
-    started: list[Daemon] = []
-
-    def start(*args: str) -> Daemon:
-        daemon = Daemon(tmp_path / "home", workdir, *args)
-        started.append(daemon)
-        return daemon
-
-    yield start
-    for daemon in started:
-        if daemon.process.poll() is None:
-            daemon.stop(signal.SIGKILL)
+from daemon_process import Daemon, free_port, poll
 
 
 def alive(pid: int) -> bool:
@@ -99,7 +28,10 @@ def test_sigkill_mid_run_then_restart_reconciles_the_run(
     jobs = {
         "name": "crash",
         "tasks": [
-            {"name": "quick", "command": "echo $$ > quick.pid; while [ ! -f go ]; do sleep 0.05; done; exit 3"},
+            {
+                "name": "quick",
+                "command": "echo $$ > quick.pid; while [ ! -f go ]; do sleep 0.05; done; exit 3",
+            },
             {"name": "slow", "command": "echo $$ > slow.pid; exec sleep 300"},
             {"name": "after", "command": "true", "after": ["quick", "slow"]},
         ],
@@ -138,7 +70,11 @@ def test_second_daemon_on_the_same_database_refuses_to_start(
     env = {**os.environ, "JOBNEST_HOME": str(tmp_path / "home")}
     second = subprocess.run(
         [sys.executable, "-m", "jobnest", "serve", "--port", str(free_port())],
-        cwd=workdir, env=env, capture_output=True, text=True, timeout=30,
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert second.returncode != 0
     assert "another jobnest daemon" in second.stderr
@@ -154,7 +90,11 @@ def test_non_loopback_bind_without_password_is_refused(tmp_path: Path, workdir: 
     env = {**os.environ, "JOBNEST_HOME": str(tmp_path / "home")}
     refused = subprocess.run(
         [sys.executable, "-m", "jobnest", "serve", "--host", "0.0.0.0", "--port", str(free_port())],
-        cwd=workdir, env=env, capture_output=True, text=True, timeout=30,
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert refused.returncode == 2
     assert "'0.0.0.0'" in refused.stderr

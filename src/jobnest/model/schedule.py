@@ -84,3 +84,13 @@ def fires_between(expr: str, tz: ZoneInfo, after: datetime, until: datetime) -> 
         if fire > until:
             return
         yield fire
+
+
+def describe(expr: str) -> str:
+    """The schedule in English words, e.g. "At 02:00 every day" (in the schedule's zone).
+
+    Raises:
+        InvalidSchedule: the expression does not parse.
+    """
+    check(expr)
+    return CronSim(expand_alias(expr), datetime(2000, 1, 1, tzinfo=UTC)).explain()

@@ -21,14 +21,17 @@ from fastapi.responses import JSONResponse
 
 from jobnest.daemon import Daemon
 from jobnest.errors import InvalidInput, NotFound
+from jobnest.model import schedule
 from jobnest.model.expand import plan_from_dict
 from jobnest.model.job import Job, check_name, job_to_dict
 from jobnest.store.base import RunRecord
 from jobnest.web import task_logs
-from jobnest.web.deps import DaemonDep, JobName, RunId, TaskPath, read_json
+from jobnest.web.deps import DaemonDep, JobName, RunId, TaskPath, read_json, task_path
+from jobnest.web.layouts import View, job_layout, run_layout
 from jobnest.web.models import (
     ERRORS,
     JOB_REF,
+    AttemptOut,
     FixOut,
     JobList,
     JobSummary,
@@ -44,6 +47,9 @@ router.include_router(task_logs.router)
 
 Limit = Annotated[int, Query(ge=1, le=500, description="runs per page")]
 Offset = Annotated[int, Query(ge=0, le=2**62, description="runs to skip, newest first")]
+Paths = Annotated[list[str] | None, Query(description="reference paths, e.g. load or load/sub")]
+Every = Annotated[bool, Query(alias="all", description="open every reference")]
+MAX_PATHS = 10_000
 JOB_BODY: dict[str, Any] = {
     "requestBody": {"required": True, "content": {"application/json": {"schema": JOB_REF}}}
 }
@@ -115,6 +121,20 @@ async def job_plan(name: JobName, daemon: DaemonDep) -> PlanOut:
     return PlanOut.of(daemon.plan(name))
 
 
+@router.get("/jobs/{name}/layout", tags=["jobs"])
+async def job_plan_layout(
+    name: JobName,
+    daemon: DaemonDep,
+    expand: Paths = None,
+    collapse: Paths = None,
+    every: Every = False,
+) -> JSONResponse:
+    """The plan drawn left to right: boxes and routes; references open as ``expand`` says
+    (``all``: every one), minus ``collapse``. Each reference box tells its ``tasks``."""
+    view = await _view(expand, collapse, every, auto=False)
+    return JSONResponse(job_layout(daemon.plan(name), view))
+
+
 @router.post("/jobs/{name}/runs", tags=["runs"], status_code=201)
 async def start_run(name: JobName, daemon: DaemonDep, response: Response) -> RunDetail:
     """Start a run of the job now, from a fresh snapshot; 409 if one is in progress."""
@@ -157,6 +177,32 @@ async def run_plan(run_id: RunId, daemon: DaemonDep) -> PlanOut:
     return PlanOut.of(plan_from_dict(daemon.store.get_plan(run_id)))
 
 
+@router.get("/runs/{run_id}/layout", tags=["runs"])
+async def run_plan_layout(
+    run_id: RunId,
+    daemon: DaemonDep,
+    expand: Paths = None,
+    collapse: Paths = None,
+    every: Every = False,
+    auto: bool = True,
+) -> JSONResponse:
+    """The run's plan drawn with every box's state. References open: those with a failed
+    task inside (``auto``, the default), ``expand``-ed ones (``all``: every one), minus
+    ``collapse``. A reference box counts its tasks by status (``counts``)."""
+    view = await _view(expand, collapse, every, auto=auto)
+    graph = plan_from_dict(daemon.store.get_plan(run_id))
+    return JSONResponse(run_layout(graph, daemon.store.tasks(run_id), view))
+
+
+@router.get("/runs/{run_id}/tasks/{path:path}/attempts", tags=["runs"])
+async def task_attempts(run_id: RunId, path: TaskPath, daemon: DaemonDep) -> list[AttemptOut]:
+    """Every attempt of the task, oldest first: status, exit code, times, host, sizes."""
+    attempts = daemon.store.attempts(run_id, path)
+    if not attempts and path not in {task.path for task in daemon.store.tasks(run_id)}:
+        raise NotFound(f"run {run_id} has no task {path!r}")
+    return [AttemptOut.of(attempt) for attempt in attempts]
+
+
 @router.post("/runs/{run_id}/retry", tags=["runs"])
 async def retry_run(run_id: RunId, daemon: DaemonDep) -> RunDetail:
     """Re-run the failed tasks and what follows them, in the same plan; 409 unless failed."""
@@ -181,6 +227,18 @@ async def fix_command(run_id: RunId, path: TaskPath, request: Request, daemon: D
 # --- helpers -----------------------------------------------------------------------------------
 
 
+async def _view(
+    expand: list[str] | None, collapse: list[str] | None, every: bool, *, auto: bool
+) -> View:
+    """The layout's view, every path in it checked like a task path of the URL."""
+    paths = [*(expand or ()), *(collapse or ())]
+    if len(paths) > MAX_PATHS:
+        raise InvalidInput(f"at most {MAX_PATHS} expand and collapse paths, got {len(paths)}")
+    for path in paths:
+        await task_path(path)
+    return View(tuple(expand or ()), tuple(collapse or ()), all=every, auto=auto)
+
+
 def _named(data: Any, name: str) -> Any:
     """The definition with the URL's name filled in; a different name in the body is refused."""
     if not isinstance(data, dict):
@@ -198,6 +256,7 @@ def _summary(daemon: Daemon, job: Job, now: datetime) -> JobSummary:
     return JobSummary(
         name=job.name,
         schedule=job.schedule,
+        schedule_words=schedule.describe(job.schedule) if job.schedule else None,
         timezone=job.timezone,
         next_run=daemon.next_run(job, now),
         last_run=_brief(last[0]) if last else None,
@@ -223,4 +282,7 @@ def _page(daemon: Daemon, job: str | None, limit: int, offset: int) -> RunPage:
 
 
 def _detail(daemon: Daemon, run: RunRecord) -> RunDetail:
-    return RunDetail.of_all(run, daemon.store.tasks(run.id), daemon.store.command_fixes(run.id))
+    store = daemon.store
+    return RunDetail.of_all(
+        run, store.tasks(run.id), store.command_fixes(run.id), store.notifications(run.id)
+    )

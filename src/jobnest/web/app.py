@@ -20,13 +20,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.staticfiles import StaticFiles
 
 import jobnest
 from jobnest.daemon import Daemon
 from jobnest.errors import Conflict, InvalidInput, JobnestError, NotFound, StoreError
-from jobnest.web import api, events
+from jobnest.web import api, events, pages
 from jobnest.web.deps import DaemonDep
 from jobnest.web.models import JOB_SCHEMA, Health
+from jobnest.web.templating import STATIC
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +52,8 @@ DETAILS = {
 
 
 def create_app(daemon: Daemon) -> FastAPI:
-    """The API (``/api/...``), its OpenAPI document (``/openapi.json``) and ``/healthz``."""
+    """The API (``/api/...``), its OpenAPI document (``/openapi.json``), ``/healthz``, the
+    web UI's pages (``web.pages``) and their scripts and styles (``/static``)."""
     app = FastAPI(
         title="jobnest",
         version=jobnest.__version__,
@@ -59,6 +62,8 @@ def create_app(daemon: Daemon) -> FastAPI:
     app.state.daemon = daemon
     app.include_router(api.router)
     app.include_router(events.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_api_route("/healthz", healthz, methods=["GET"], response_model=Health, tags=["health"])
     app.add_exception_handler(JobnestError, _jobnest_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

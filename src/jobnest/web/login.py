@@ -13,7 +13,6 @@ https. Login attempts are limited per client address (``web.ratelimit``): 429 wi
 
 from __future__ import annotations
 
-import html
 import json
 from datetime import datetime
 from typing import Any
@@ -41,6 +40,7 @@ from jobnest.web.policy import (
     read_body,
 )
 from jobnest.web.ratelimit import LoginLimiter
+from jobnest.web.templating import templates
 
 JSON_TYPE = "application/json"
 MAX_LOGIN_BYTES = 64 * 1024
@@ -230,33 +230,4 @@ def safe_next(target: object) -> str:
 
 def login_page_html(target: str, problem: str | None = None) -> str:
     """The login form, going on to ``target``, with ``problem`` shown when there is one."""
-    message = f'<p role="alert">{html.escape(problem)}</p>' if problem else ""
-    return _PAGE.format(message=message, next=html.escape(target, quote=True))
-
-
-_PAGE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>jobnest · log in</title>
-<style>
-body {{ font: 16px system-ui, sans-serif; display: grid; place-items: center; min-height: 90vh; }}
-form {{ display: grid; gap: .75rem; min-width: 16rem; }}
-[role=alert] {{ color: #b00020; }}
-</style>
-</head>
-<body>
-<main>
-<h1>jobnest</h1>
-{message}
-<form method="post" action="/login">
-<input type="hidden" name="next" value="{next}">
-<label>Password <input type="password" name="password" autocomplete="current-password"
- required autofocus></label>
-<button type="submit">Log in</button>
-</form>
-</main>
-</body>
-</html>
-"""
+    return templates.get_template("login.html").render(next=target, problem=problem)

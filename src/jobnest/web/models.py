@@ -14,7 +14,13 @@ from pydantic import BaseModel, ConfigDict
 
 from jobnest.model.expand import PlanGraph, plan_to_dict
 from jobnest.model.job import MAX_NAME, MISFIRE_POLICIES, NOTIFY_EVENTS
-from jobnest.store.base import CommandFix, RunRecord, TaskRecord
+from jobnest.store.base import (
+    AttemptRecord,
+    CommandFix,
+    NotificationRecord,
+    RunRecord,
+    TaskRecord,
+)
 
 _NAME: dict[str, Any] = {
     "type": "string",
@@ -24,6 +30,21 @@ _NAME: dict[str, Any] = {
     "description": "1–128 characters; no '/' and no control characters",
 }
 _SECONDS = {"type": "number", "minimum": 0}
+_WEBHOOK: dict[str, Any] = {
+    "description": "a URL that gets a JSON POST of the report; signed with 'secret' if given",
+    "oneOf": [
+        {"type": "string", "pattern": "^https?://"},
+        {
+            "type": "object",
+            "required": ["url"],
+            "additionalProperties": False,
+            "properties": {
+                "url": {"type": "string", "pattern": "^https?://"},
+                "secret": {"type": "string", "minLength": 1},
+            },
+        },
+    ],
+}
 TASK_SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": "Exactly one of 'command' or 'job'.",
@@ -58,6 +79,7 @@ JOB_SCHEMA: dict[str, Any] = {
             "properties": {
                 "email": {"type": "array", "items": {"type": "string"}},
                 "on": {"type": "array", "items": {"type": "string", "enum": list(NOTIFY_EVENTS)}},
+                "webhooks": {"type": "array", "items": _WEBHOOK},
             },
         },
         "workdir": {"type": "string"},
@@ -84,6 +106,7 @@ class RunBrief(BaseModel):
 class JobSummary(BaseModel):
     name: str
     schedule: str | None
+    schedule_words: str | None  # the schedule in English, in the job's time zone
     timezone: str | None
     next_run: datetime | None
     last_run: RunBrief | None
@@ -144,6 +167,38 @@ class TaskOut(BaseModel):
         )
 
 
+class AttemptOut(BaseModel):
+    """One attempt of a task: the command it ran, where, how it ended, its output's sizes."""
+
+    number: int
+    status: str
+    reason: str | None
+    exit_code: int | None
+    signal: int | None
+    started_at: datetime
+    finished_at: datetime | None
+    host: str | None
+    command: str
+    stdout_size: int | None
+    stderr_size: int | None
+
+    @classmethod
+    def of(cls, attempt: AttemptRecord) -> AttemptOut:
+        return cls(
+            number=attempt.number,
+            status=attempt.status,
+            reason=attempt.reason,
+            exit_code=attempt.exit_code,
+            signal=attempt.signal,
+            started_at=attempt.started_at,
+            finished_at=attempt.finished_at,
+            host=attempt.host,
+            command=attempt.command,
+            stdout_size=attempt.stdout_size,
+            stderr_size=attempt.stderr_size,
+        )
+
+
 class FixOut(BaseModel):
     path: str
     old: str
@@ -155,18 +210,57 @@ class FixOut(BaseModel):
         return cls(path=fix.path, old=fix.old, new=fix.new, at=fix.at)
 
 
+class NotificationOut(BaseModel):
+    """A notification of the run's ending ``retries`` (0: the first), and how its delivery went."""
+
+    id: int
+    retries: int
+    outcome: str
+    channel: str  # "email" | "webhook"
+    target: str
+    status: str  # "pending" | "sending" | "sent" | "failed"
+    attempts: int
+    last_error: str | None
+    next_attempt_at: datetime | None  # while pending
+    sent_at: datetime | None
+
+    @classmethod
+    def of(cls, note: NotificationRecord) -> NotificationOut:
+        return cls(
+            id=note.id,
+            retries=note.retries,
+            outcome=note.outcome,
+            channel=note.channel,
+            target=note.target,
+            status=note.status,
+            attempts=note.attempts,
+            last_error=note.last_error,
+            next_attempt_at=note.next_attempt_at if note.status == "pending" else None,
+            sent_at=note.sent_at,
+        )
+
+
 class RunDetail(RunOut):
-    """A run with every task's status, times, exit code and attempts, and its command fixes."""
+    """A run with every task's status, times, exit code and attempts, its command fixes, and
+    the notifications of its endings."""
 
     tasks: list[TaskOut]
     fixes: list[FixOut]
+    notifications: list[NotificationOut]
 
     @classmethod
-    def of_all(cls, run: RunRecord, tasks: list[TaskRecord], fixes: list[CommandFix]) -> RunDetail:
+    def of_all(
+        cls,
+        run: RunRecord,
+        tasks: list[TaskRecord],
+        fixes: list[CommandFix],
+        notifications: list[NotificationRecord],
+    ) -> RunDetail:
         return cls(
             **RunOut.of(run).model_dump(),
             tasks=[TaskOut.of(task) for task in tasks],
             fixes=[FixOut.of(fix) for fix in fixes],
+            notifications=[NotificationOut.of(note) for note in notifications],
         )
 
 
