@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from jobnest.executors.base import EXIT, PID, STDERR, STDOUT, AttemptSpec, Executor, Handle, Outcome
+from jobnest.executors.stopping import Stopping
 from jobnest.executors.wrapper import group_alive, split_status, wrapper_argv, write_exit
 from jobnest.model.run import Reason
 
@@ -56,7 +57,7 @@ class LocalExecutor(Executor):
         return frozenset(self._pids)
 
 
-class LocalHandle(Handle):
+class LocalHandle(Stopping, Handle):
     """A running local attempt: its timers, its process group, and how it ended."""
 
     def __init__(
@@ -72,10 +73,7 @@ class LocalHandle(Handle):
         self._process = process
         self._log_dir = spec.log_dir
         self._started_at = started_at
-        self._grace = grace
-        self._reason: Reason | None = None  # set when we signal the group
-        self._kill_at: float | None = None  # loop time of the group's SIGKILL, once decided
-        self._timers: list[asyncio.TimerHandle] = []
+        self._init_stopping(grace)
         self._ended = False  # the wrapper has exited and been reaped
         self.on_reaped: Callable[[int], None] = lambda pid: None
         self._outcome: Outcome | None = None
@@ -89,37 +87,6 @@ class LocalHandle(Handle):
     async def terminate(self, grace: float) -> None:
         if not self._ended:
             self._stop("cancelled", grace)
-
-    def _arm(self, spec: AttemptSpec, started: float) -> None:
-        loop = asyncio.get_running_loop()
-        if spec.soft_timeout is not None:
-            when = started + spec.soft_timeout
-            self._timers.append(loop.call_at(when, self._stop, "soft_timeout", self._grace))
-        if spec.hard_timeout is not None:
-            when = started + spec.hard_timeout
-            self._timers.append(loop.call_at(when, self._kill, "hard_timeout"))
-
-    def _stop(self, reason: Reason, grace: float) -> None:
-        """SIGTERM to the group now, SIGKILL after ``grace`` unless one comes sooner."""
-        self._note(reason)
-        self._signal(signal.SIGTERM)
-        loop = asyncio.get_running_loop()
-        kill_at = loop.time() + grace
-        if self._kill_at is None or kill_at < self._kill_at:
-            self._kill_at = kill_at
-            self._timers.append(loop.call_at(kill_at, self._kill, None))
-
-    def _kill(self, reason: Reason | None) -> None:
-        if reason is not None:
-            self._note(reason)
-        now = asyncio.get_running_loop().time()
-        self._kill_at = now if self._kill_at is None else min(self._kill_at, now)
-        self._signal(signal.SIGKILL)
-
-    def _note(self, reason: Reason) -> None:
-        """Keep the first reason we stopped for; a hard timeout outranks a soft one."""
-        if self._reason is None or (self._reason, reason) == ("soft_timeout", "hard_timeout"):
-            self._reason = reason
 
     def _signal(self, sig: signal.Signals) -> None:
         with suppress(ProcessLookupError):

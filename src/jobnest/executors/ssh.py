@@ -59,6 +59,7 @@ from jobnest.executors.ssh_pool import (
     Lease,
     SSHConnections,
 )
+from jobnest.executors.stopping import Stopping
 from jobnest.executors.wrapper import split_status, write_exit
 from jobnest.model.run import Reason
 
@@ -128,7 +129,7 @@ def remote_command(spec: AttemptSpec) -> str:
     return "exec /bin/sh -c " + " ".join(shlex.quote(arg) for arg in args)
 
 
-class SSHHandle(Handle):
+class SSHHandle(Stopping, Handle):
     """A remote attempt: its connection, timers, process group and files."""
 
     def __init__(
@@ -146,13 +147,10 @@ class SSHHandle(Handle):
         self._command = command
         self._stdout, self._stderr = files
         self._connections = connections
-        self._grace = grace
+        self._init_stopping(grace)
         self._started_at = started_at
         self._pgid: asyncio.Future[int | None] = loop.create_future()
-        self._reason: Reason | None = None  # set when we stop the attempt
         self._stopping = asyncio.Event()
-        self._kill_at: float | None = None  # loop time of the group's SIGKILL, once decided
-        self._timers: list[asyncio.TimerHandle] = []
         self._signals: set[asyncio.Task[None]] = set()
         self._ended = False
         self._task = asyncio.ensure_future(self._attempt())
@@ -165,38 +163,10 @@ class SSHHandle(Handle):
         if not self._ended:
             self._stop("cancelled", grace)
 
-    # --- timers and signals, as the local executor has them ----------------------------------
-
-    def _arm(self, spec: AttemptSpec, started: float) -> None:
-        loop = asyncio.get_running_loop()
-        if spec.soft_timeout is not None:
-            when = started + spec.soft_timeout
-            self._timers.append(loop.call_at(when, self._stop, "soft_timeout", self._grace))
-        if spec.hard_timeout is not None:
-            when = started + spec.hard_timeout
-            self._timers.append(loop.call_at(when, self._kill, "hard_timeout"))
-
-    def _stop(self, reason: Reason, grace: float) -> None:
-        """SIGTERM to the group now, SIGKILL after ``grace`` unless one comes sooner."""
-        self._note(reason)
-        self._signal(signal.SIGTERM)
-        loop = asyncio.get_running_loop()
-        kill_at = loop.time() + grace
-        if self._kill_at is None or kill_at < self._kill_at:
-            self._kill_at = kill_at
-            self._timers.append(loop.call_at(kill_at, self._kill, None))
-
-    def _kill(self, reason: Reason | None) -> None:
-        if reason is not None:
-            self._note(reason)
-        now = asyncio.get_running_loop().time()
-        self._kill_at = now if self._kill_at is None else min(self._kill_at, now)
-        self._signal(signal.SIGKILL)
+    # --- signals (timers: executors.stopping) ---------------------------------------------------
 
     def _note(self, reason: Reason) -> None:
-        """Keep the first reason we stopped for; a hard timeout outranks a soft one."""
-        if self._reason is None or (self._reason, reason) == ("soft_timeout", "hard_timeout"):
-            self._reason = reason
+        super()._note(reason)
         self._stopping.set()
 
     def _signal(self, sig: signal.Signals) -> None:
