@@ -19,7 +19,7 @@ from jobnest.errors import RunInProgress
 from jobnest.executors.local import LocalExecutor
 from jobnest.model.job import Job, parse_job
 from jobnest.runner import Event, Runner
-from jobnest.store.base import AttemptRecord, Changes, Store, TaskChange
+from jobnest.store.base import AttemptRecord, Changes, Store, TaskChange, WorkerKey
 from jobnest.store.sql import SQLStore
 
 
@@ -173,8 +173,11 @@ def test_reconcile_takes_the_real_exit_code_of_a_finished_attempt(
         changes_tasks = TaskChange(run.id, path, "running", started_at=now)
         store.apply(Changes(started=[started[-1]], tasks=[changes_tasks]))
     (settings.logs / str(run.id) / "0.1" / "exit").write_text("5\n")
+    on_worker = WorkerKey(run.id, "vanished", 1)  # as if a Celery worker ran it
+    store.dispatch_attempt(on_worker, queue="q", spec={}, now=now)
 
     assert recovery.reconcile_stale(store, settings) == [run.id]
+    assert store.worker_attempt(on_worker).cancel_grace == settings.grace
     tasks = {t.path: (t.status, t.reason, t.exit_code) for t in store.tasks(run.id)}
     assert tasks == {
         "ended": ("failed", "exit_code", 5),

@@ -11,6 +11,7 @@ the fix in the message: ``jobnest db upgrade`` for an older one, a newer jobnest
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -56,7 +57,7 @@ def upgrade(engine: Engine) -> str | None:
 
 def head() -> str:
     """The newest revision this code knows."""
-    found = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    found = _scripts().get_current_head()
     assert found is not None  # the versions folder ships with the package
     return found
 
@@ -92,5 +93,10 @@ def _newer(revision: str) -> str:
 
 
 def _is_known(revision: str) -> bool:
-    script = ScriptDirectory.from_config(alembic_config())
-    return any(known.revision == revision for known in script.walk_revisions())
+    return any(known.revision == revision for known in _scripts().walk_revisions())
+
+
+@cache
+def _scripts() -> ScriptDirectory:
+    """The revisions shipped with this code, read once."""
+    return ScriptDirectory.from_config(alembic_config())
