@@ -2,8 +2,9 @@
 
 Every backend runs the same attempts and must give the same outcomes, files and kills. The
 "remote" side of the ssh backend is a real sshd on this machine, run by another user, so the
-tests can look for its leftover processes in /proc. Adding a backend (celery) is one more name in
-``BACKENDS`` and one branch in ``make_backend``.
+tests can look for its leftover processes in /proc. The celery backend sends every attempt to a
+real ``jobnest worker`` on Redis, on this machine (so its processes are in /proc too). Adding a
+backend is one more name in ``BACKENDS`` and one branch in ``make_backend``.
 """
 
 from __future__ import annotations
@@ -14,22 +15,26 @@ import os
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
 
+from celery_worker import REDIS, SharedWorker, shared_celery_worker  # noqa: F401
 from jobnest.executors.base import AttemptSpec, Executor, Handle, Outcome
+from jobnest.executors.celery import CeleryExecutor, make_app
 from jobnest.executors.local import LocalExecutor
 from jobnest.executors.ssh import SSHExecutor
 from jobnest.executors.ssh_hosts import SSHHosts
 from jobnest.executors.wrapper import read_exit
+from jobnest.store.sql import SQLStore
 from ssh_server import ALIAS, SSHServer
 
-BACKENDS = ["local", "ssh"]
+BACKENDS = ["local", "ssh", "celery"]
 DEADLINE = 10.0  # seconds any poll may take before the test fails
 _markers = itertools.count(int(time.time() * 1000) % 1_000_000)
+_attempts = itertools.count(int(time.time() * 1000))  # celery: a fresh attempt key each time
 T = TypeVar("T")
 
 
@@ -99,7 +104,28 @@ def make_backend(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> B
             server.workdir(),
             warm_up=tmp_path / "warm-up",
         )
+    if name == "celery":
+        shared: SharedWorker = request.getfixturevalue("shared_celery_worker")
+        workdir = tmp_path / "work"
+        workdir.mkdir()
+        queue = shared.worker.queue
+        return Backend(name, lambda grace: Keyed(shared.database_url, queue, grace), None, workdir)
     raise ValueError(f"unknown executor backend {name!r}")
+
+
+class Keyed(CeleryExecutor):
+    """The Celery executor, for specs built here: each gets a queue and an attempt number of
+    its own (the runner's specs carry their run, task and attempt in the environment)."""
+
+    def __init__(self, database_url: str, queue: str, grace: float) -> None:
+        super().__init__(SQLStore.open(database_url), make_app(REDIS), grace=grace, poll=0.02)
+        self.owns_store = True
+        self.queue = queue
+
+    async def start(self, spec: AttemptSpec) -> Handle:
+        env = {"JOBNEST_RUN_ID": "0", "JOBNEST_TASK": "contract", **spec.env}
+        env["JOBNEST_ATTEMPT"] = str(next(_attempts))
+        return await super().start(replace(spec, env=env, queue=self.queue))
 
 
 @pytest.fixture(params=BACKENDS)

@@ -32,6 +32,7 @@ class AttemptSpec:
     soft_timeout: float | None = None  # seconds from start: SIGTERM to the process group
     hard_timeout: float | None = None  # seconds from start: SIGKILL to the process group
     host: str | None = None
+    queue: str | None = None  # a Celery queue: a worker of that queue runs the attempt
 
 
 @dataclass(frozen=True)
