@@ -9,7 +9,11 @@
 
 Group markers complete by themselves the moment their predecessors have; ``ready()`` only
 ever returns task nodes. A plan built with ``finished`` (task ids that already succeeded,
-as on a retry) treats those tasks as done and never offers them again.
+as on a retry) treats those tasks as done and never offers them again; one built with
+``failed`` (as when a marked task lets a failed run go on) keeps those tasks failed: what
+depends on them stays blocked (``blocked()``). ``unfail()`` turns a failure into a success
+after the fact (a user marked the task): what it blocked, and nothing else failed blocks, is
+released again.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from jobnest.model.expand import PlanGraph, PlanNode
 class Plan:
     """Which tasks may start now, given which have finished and how."""
 
-    def __init__(self, graph: PlanGraph, finished: Collection[str] = ()) -> None:
+    def __init__(
+        self, graph: PlanGraph, finished: Collection[str] = (), failed: Collection[str] = ()
+    ) -> None:
         self.graph = graph
         self._node = {node.id: node for node in graph.nodes}
         self._next: dict[str, list[str]] = {node.id: [] for node in graph.nodes}
@@ -32,6 +38,7 @@ class Plan:
             self._next[before].append(after)
             self._waiting[after] += 1
         self._finished = set(finished)
+        self._failed = set(failed)
         self._blocked: set[str] = set()
         self._ready: list[PlanNode] = []
         self._started: set[str] = set()
@@ -49,7 +56,22 @@ class Plan:
         if ok:
             self._release(self._successors_freed(node_id))
             return []
+        self._failed.add(node_id)
         return self._block_below(node_id)
+
+    def blocked(self) -> list[str]:
+        """The tasks that a failure blocks now, in plan order."""
+        return [n.id for n in self.graph.nodes if n.is_task and n.id in self._blocked]
+
+    def unfail(self, node_id: str) -> list[str]:
+        """Count a failed task as succeeded; return the tasks it no longer blocks."""
+        before = set(self._blocked)
+        self._failed.discard(node_id)
+        self._blocked = set()
+        for failed in self._failed:
+            self._block_below(failed)
+        self._release(self._successors_freed(node_id))
+        return [n.id for n in self.graph.nodes if n.is_task and n.id in before - self._blocked]
 
     def cancel(self) -> list[str]:
         """Stop offering tasks; return the ids of tasks that will now never start."""
@@ -77,7 +99,9 @@ class Plan:
             if node_id in self._blocked:  # cancelled: never offered, whatever finishes
                 continue
             node = self._node[node_id]
-            if node.is_task and node_id not in self._finished:
+            if node_id in self._failed:
+                self._block_below(node_id)
+            elif node.is_task and node_id not in self._finished:
                 self._ready.append(node)
             else:
                 queue.extend(self._successors_freed(node_id))

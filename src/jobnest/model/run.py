@@ -19,12 +19,15 @@ Reason = Literal[
     "error",  # the attempt could not start (a missing workdir, ...)
     "host_unreachable",  # its SSH host could not be reached
     "auth_failed",  # its SSH host refused our keys, or its host key is unknown or changed
+    "killed",  # a user stopped this one task (SIGTERM, grace, SIGKILL); the run went on
+    "run_timeout",  # the run was cancelled after its job's run_timeout
 ]
-UNRETRYABLE: frozenset[str] = frozenset({"auth_failed"})  # retrying cannot fix these
+# automatic retries cannot fix these, or the user wanted it stopped
+UNRETRYABLE: frozenset[str] = frozenset({"auth_failed", "killed"})
 
 TASK_TRANSITIONS: dict[str, frozenset[str]] = {
     "pending": frozenset({"queued", "running", "upstream_failed", "cancelled", "skipped"}),
-    "queued": frozenset({"running", "cancelled"}),
+    "queued": frozenset({"queued", "running", "cancelled"}),  # queued: for another limit
     "running": frozenset({"succeeded", "failed", "queued", "cancelled"}),
     "succeeded": frozenset(),
     "skipped": frozenset(),
