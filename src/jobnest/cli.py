@@ -32,6 +32,7 @@ from jobnest.importers.dagobah import convert_exports
 from jobnest.importers.dagobah_email import EmailSettings, convert_email
 from jobnest.importers.export import dump_jobs, select_jobs
 from jobnest.importers.smtp import smtp_section
+from jobnest.model.changes import JobDiff
 from jobnest.model.expand import expand, plan_to_dict
 from jobnest.model.job import Job, parse_job
 from jobnest.progress import Progress
@@ -78,6 +79,11 @@ class Context:
         executor = default_executor(self.settings)
         return Runner(self.store, executor, self.settings, observer=observer)
 
+    def close(self) -> None:
+        """Release the store's connections, if it was opened."""
+        if "store" in self.__dict__:
+            self.store.close()
+
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -88,6 +94,7 @@ pass_context = click.make_pass_decorator(Context)
 def cli(ctx: click.Context) -> None:
     """jobnest: jobs of shell commands, jobs inside jobs, retry from failure."""
     ctx.obj = Context(load_settings())
+    ctx.call_on_close(ctx.obj.close)
 
 
 @cli.command()
@@ -116,14 +123,41 @@ def run(ctx: Context, paths: Sequence[str], name: str, as_json: bool) -> None:
     metavar="TASK COMMAND",
     help="Replace a failed task's command in this run before retrying (recorded).",
 )
+@click.option(
+    "--current",
+    is_flag=True,
+    help="Run what has not succeeded with the current definitions (shown first), "
+    "not the run's frozen plan.",
+)
+@click.option(
+    "--from",
+    "sources",
+    multiple=True,
+    metavar="PATH",
+    help="With --current: the job files to take the definitions from (default: the daemon's).",
+)
 @pass_context
-def retry(ctx: Context, run_id: int, as_json: bool, fixes: Sequence[tuple[str, str]]) -> None:
-    """Retry a failed run from its failures, in the same plan."""
+def retry(
+    ctx: Context,
+    run_id: int,
+    as_json: bool,
+    fixes: Sequence[tuple[str, str]],
+    current: bool,
+    sources: Sequence[str],
+) -> None:
+    """Retry a failed run from its failures, in the same plan (or, --current, a new one)."""
+    if sources and not current:
+        raise InvalidInput("--from is for --current: give --current too")
+    if fixes and current:
+        raise InvalidInput("--fix is for the frozen plan; with --current edit the job instead")
     runner = ctx.runner(Progress(sys.stderr if as_json else sys.stdout))
     recovery.reconcile_stale(ctx.store, ctx.settings, job=ctx.store.get_run(run_id).job)
     for path, command in fixes:
         runner.store.fix_command(run_id, path, command, now=runner.clock())
-    record = runner.begin_retry(run_id)
+    if current:
+        record = _retry_current(ctx, runner, run_id, sources, err=as_json)
+    else:
+        record = runner.begin_retry(run_id)
     _finish(ctx, runner, record, as_json)
 
 
@@ -706,6 +740,172 @@ def _logs_note(source_url: str) -> str:
         f"log folders relative to $JOBNEST_HOME: run the daemons with JOBNEST_HOME={home}, or "
         "copy that logs folder into their home"
     )
+
+
+# --- day-to-day control: pause and resume schedules, retention ---------------------------------
+
+
+def _daemon_options(command: Callable[..., None]) -> Callable[..., None]:
+    url = click.option("--url", default=DEFAULT_DAEMON_URL, show_default=True, help="The daemon.")
+    token = click.option("--token", envvar="JOBNEST_TOKEN", show_envvar=True, help="API token.")
+    return url(token(command))
+
+
+@cli.command()
+@click.argument("job")
+@_daemon_options
+def pause(job: str, url: str, token: str | None) -> None:
+    """Pause JOB's schedule in the running daemon: its slots are skipped until resumed."""
+    from jobnest.remote import call_daemon  # an HTTP client only for the daemon's commands
+
+    call_daemon(url, token, "POST", f"/api/jobs/{_quoted(job)}/pause")
+    click.echo(f"paused job {job!r}: its scheduled runs are skipped until `jobnest resume`")
+
+
+@cli.command()
+@click.argument("job")
+@click.option("--catch-up", is_flag=True, help="Run the newest slot missed while paused, now.")
+@_daemon_options
+def resume(job: str, catch_up: bool, url: str, token: str | None) -> None:
+    """Resume JOB's schedule in the running daemon, from now on."""
+    from jobnest.remote import call_daemon
+
+    path = f"/api/jobs/{_quoted(job)}/resume"
+    answer = call_daemon(url, token, "POST", path, params={"catch_up": catch_up})
+    click.echo(f"resumed job {job!r}")
+    if answer.get("run"):
+        run = answer["run"]
+        click.echo(f"started run {run['id']} for the slot of {run['scheduled_for']}")
+    elif catch_up:
+        click.echo("nothing to catch up: no slot was missed while paused")
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Only show what would go, and the logs' size.")
+@pass_context
+def gc(ctx: Context, dry_run: bool) -> None:
+    """Remove ended runs and their logs past the retention policy ([retention])."""
+    from jobnest import retention
+
+    policy = ctx.settings.retention
+    swept = retention.sweep(ctx.store, ctx.settings, now=utc_now(), dry_run=dry_run)
+    for run in swept.runs:
+        ended = run.finished_at.isoformat() if run.finished_at else "?"
+        click.echo(
+            f"{'would remove' if dry_run else 'removed'} run {run.id} of {run.job!r} "
+            f"({run.status}, ended {ended})"
+        )
+    click.echo(
+        f"{len(swept.runs)} run(s), {swept.freed_bytes} bytes of logs "
+        f"{'would be ' if dry_run else ''}freed; logs use {swept.log_bytes} bytes in all; "
+        f"policy: max_age_days={policy.max_age_days}, max_runs_per_job={policy.max_runs_per_job}"
+    )
+
+
+def _retry_current(
+    ctx: Context, runner: Runner, run_id: int, sources: Sequence[str], *, err: bool
+) -> RunRecord:
+    """Show what changed since the run's snapshot, then retry in the current plan."""
+    from jobnest import replan
+
+    jobs = load_jobs(sources) if sources else _stored_jobs(ctx.store)
+    for line in _change_lines(replan.changes(runner, run_id, jobs)):
+        click.echo(line, err=err)
+    return replan.retry_current(runner, run_id, jobs)
+
+
+def _stored_jobs(store: Store) -> dict[str, Job]:
+    return {name: parse_job(definition) for name, definition in store.list_jobs().items()}
+
+
+def _change_lines(diffs: Sequence[JobDiff]) -> list[str]:
+    """The per-job diff as people read it: a line per job, then one per task."""
+    if not diffs:
+        return ["no job changed since the run's snapshot"]
+    lines = []
+    for job in diffs:
+        lines.append(f"job {job.job!r} {job.change}")
+        lines += [f"  {field.name}: {field.before!r} → {field.after!r}" for field in job.fields]
+        for task in job.tasks:
+            shown = ", ".join(f"{f.name}: {f.before!r} → {f.after!r}" for f in task.fields)
+            lines.append(f"  task {task.name!r} {task.change}" + (f": {shown}" if shown else ""))
+    return lines
+
+
+def _quoted(name: str) -> str:
+    from urllib.parse import quote
+
+    return quote(name, safe="")
+
+
+# --- workers: running tasks with `queue:` on Celery --------------------------------------------
+
+
+@cli.command()
+@click.option("--queue", required=True, help="The queue whose tasks this worker runs.")
+@click.option("--broker", default=None, help="amqp:// or redis:// URL (default: [celery] broker).")
+@click.option("--concurrency", default=1, show_default=True, type=click.IntRange(1, 1000))
+@click.option(
+    "--heartbeat",
+    default=2.0,
+    show_default=True,
+    type=click.FloatRange(0.05, 3600),
+    help="Seconds between the heartbeats of a running attempt; 3 missed ones lose it.",
+)
+@pass_context
+def worker(
+    ctx: Context, queue: str, broker: str | None, concurrency: int, heartbeat: float
+) -> None:
+    """Run a Celery worker for the tasks of QUEUE (needs the same database as the daemon)."""
+    url = broker or ctx.settings.celery_broker
+    if url is None:
+        raise InvalidInput("no Celery broker: pass --broker or set [celery] broker in the config")
+    if not queue.strip():
+        raise InvalidInput(f"--queue must be a queue name, got {queue!r}")
+    try:
+        from jobnest.executors import celery
+    except ImportError as exc:
+        raise InvalidInput(
+            f"Celery is not installed ({exc}): pip install 'jobnest[celery]'"
+        ) from None
+    app = celery.worker_app(url, ctx.store, heartbeat=heartbeat)
+    celery.run_worker(app, queue, concurrency=concurrency)
+
+
+# --- day-to-day control: kill one task, mark a failed task --------------------------------------
+
+
+@cli.command()
+@click.argument("run_id", type=int)
+@click.argument("task")
+@_daemon_options
+def kill(run_id: int, task: str, url: str, token: str | None) -> None:
+    """Stop TASK of run RUN_ID in the daemon; it fails (killed), the rest of the run goes on."""
+    from jobnest.remote import call_daemon
+
+    call_daemon(url, token, "POST", f"/api/runs/{run_id}/tasks/{_quoted_path(task)}/kill")
+    click.echo(f"killing task {task!r} of run {run_id}: it ends failed (killed)")
+
+
+@cli.command()
+@click.argument("run_id", type=int)
+@click.argument("task")
+@click.option("--skipped", is_flag=True, help="Mark it skipped rather than succeeded.")
+@_daemon_options
+def mark(run_id: int, task: str, skipped: bool, url: str, token: str | None) -> None:
+    """Count failed TASK of run RUN_ID as succeeded (or skipped); what depends on it runs."""
+    from jobnest.remote import call_daemon
+
+    status = "skipped" if skipped else "succeeded"
+    path = f"/api/runs/{run_id}/tasks/{_quoted_path(task)}/mark"
+    run = call_daemon(url, token, "POST", path, json={"status": status})
+    click.echo(f"marked task {task!r} of run {run_id} {status}; the run is {run['status']}")
+
+
+def _quoted_path(path: str) -> str:
+    from urllib.parse import quote
+
+    return quote(path, safe="/")
 
 
 # --- helpers ---------------------------------------------------------------------------------

@@ -34,6 +34,11 @@ The ``[smtp]`` section sets up email notifications (none without it):
     password
     from        the sender address (default ``jobnest@<this host's name>``)
     timeout     seconds to wait for the server at each step (default 30)
+
+The ``[retention]`` section bounds the run history (``jobnest gc``, and ``serve`` hourly):
+
+    max_age_days        ended runs older than this go, logs and all (default 90; 0: keep)
+    max_runs_per_job    a job keeps its newest this many runs (default 500; 0: no limit)
 """
 
 from __future__ import annotations
@@ -76,6 +81,14 @@ class SMTPSettings:
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    """How much run history to keep (``[retention]``); None keeps without that limit."""
+
+    max_age_days: float | None = 90.0  # runs that ended longer ago go
+    max_runs_per_job: int | None = 500  # beyond a job's newest this many, ended runs go
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     database_url: str
@@ -88,6 +101,9 @@ class Settings:
     base_url: str | None = None  # e.g. "https://jobnest.example.com"; None: no links
     lease_seconds: float = 30.0  # a run's driver renews its hold every third of this
     scheduler_clock: ClockWarp | None = None  # a test hook: None is the wall clock
+    pools: Mapping[str, int] = field(default_factory=dict)  # named pools: name -> slots
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+    celery_broker: str | None = None  # [celery] broker: amqp:// or redis:// URL of the workers
 
     @property
     def logs(self) -> Path:
@@ -130,7 +146,38 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         base_url=_base_url(env.get("JOBNEST_BASE_URL") or file.get("base_url")),
         lease_seconds=_lease(env.get("JOBNEST_LEASE_SECONDS") or file.get("lease_seconds") or 30),
         scheduler_clock=_clock_warp(env.get("JOBNEST_TEST_SCHEDULER_CLOCK")),
+        pools=_pools(file.get("pools", {})),
+        retention=_retention(file.get("retention", {})),
+        celery_broker=_broker(env.get("JOBNEST_CELERY_BROKER") or _file_broker(file)),
     )
+
+
+def _retention(raw: object) -> RetentionSettings:
+    """``[retention]``: ``max_age_days`` and ``max_runs_per_job``; 0 turns a limit off."""
+    if not isinstance(raw, dict) or set(raw) - {"max_age_days", "max_runs_per_job"}:
+        raise InvalidInput(
+            f"[retention] takes max_age_days and max_runs_per_job (0: no limit), got {raw!r}"
+        )
+    age = _limit(raw.get("max_age_days", 90), "max_age_days", (int, float))
+    count = _limit(raw.get("max_runs_per_job", 500), "max_runs_per_job", (int,))
+    return RetentionSettings(float(age) or None, int(count) or None)
+
+
+def _limit(value: object, key: str, kinds: tuple[type[int | float], ...]) -> float:
+    """A ``[retention]`` limit: a number (an integer for counts) of at least 0."""
+    if isinstance(value, bool) or not isinstance(value, kinds) or value < 0:
+        raise InvalidInput(
+            f"[retention] {key} must be a {kinds[-1].__name__} of at least 0 (0: no limit), "
+            f"got {value!r}"
+        )
+    return value
+
+
+def _pools(raw: object) -> dict[str, int]:
+    """``[pools]`` of the config file: each name with its number of slots."""
+    if not isinstance(raw, dict):
+        raise InvalidInput(f"[pools] must be a table of name = slots, got {raw!r}")
+    return {str(name): _positive_int(slots, f"pools.{name}") for name, slots in raw.items()}
 
 
 def _lease(value: object) -> float:
@@ -237,6 +284,26 @@ def _base_url(value: object) -> str | None:
     if any(ord(ch) <= 0x20 or ord(ch) == 0x7F for ch in str(value)):
         raise InvalidInput(f"base_url {value!r} contains a space or control character")
     return str(value).rstrip("/")
+
+
+BROKER_SCHEMES = ("amqp", "pyamqp", "redis", "rediss")
+
+
+def _file_broker(file: Mapping[str, Any]) -> object:
+    """``[celery] broker`` of the config file, refusing a ``celery`` that is not a table."""
+    section = file.get("celery", {})
+    if not isinstance(section, Mapping):
+        raise InvalidInput(f"[celery] must be a table with 'broker', got {section!r}")
+    return section.get("broker")
+
+
+def _broker(value: object) -> str | None:
+    """``[celery] broker``: the URL of a RabbitMQ (``amqp://``) or Redis (``redis://``) broker."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.partition("://")[0] in BROKER_SCHEMES:
+        return value
+    raise InvalidInput(f"celery broker must be an amqp:// or redis:// URL, got {value!r}")
 
 
 def _ssh_config(value: object) -> Path | None:

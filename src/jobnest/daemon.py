@@ -17,9 +17,10 @@ import os
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import NoReturn
 from zoneinfo import ZoneInfo
 
-from jobnest import recovery
+from jobnest import metrics, recovery, replan, retention
 from jobnest.catalog import Catalog, Saved
 from jobnest.config import Settings, local_zone
 from jobnest.errors import Conflict, InvalidInput, NotFound
@@ -27,11 +28,13 @@ from jobnest.executors.base import Executor
 from jobnest.executors.router import default_executor
 from jobnest.hub import EventHub
 from jobnest.model import schedule
+from jobnest.model.changes import JobDiff
 from jobnest.model.expand import PlanGraph, expand
 from jobnest.model.job import Job
 from jobnest.notify.outbox import ENDED, Outbox
 from jobnest.runner import Clock, Event, Runner, utc_now
-from jobnest.store.base import AttemptRecord, CommandFix, RunRecord, Store
+from jobnest.scheduler import Scheduler
+from jobnest.store.base import MARKS, AttemptRecord, CommandFix, RunRecord, Store, TaskMark
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +69,8 @@ class Daemon:
             clock=clock,
         )
         self.outbox = Outbox(store, settings, clock=clock)
+        self.scheduler = Scheduler(self.runner, workdir=self.workdir, zone=self.zone)
+        self.metrics = metrics.Metrics()
         self._drives: dict[int, asyncio.Task[None]] = {}
         self._job_of: dict[int, str] = {}
 
@@ -113,6 +118,25 @@ class Daemon:
         zone = schedule.zone(job.timezone) if job.timezone else self.zone
         return schedule.next_after(job.schedule, zone, now)
 
+    def pause(self, name: str) -> None:
+        """Pause the job's schedule: its slots are skipped as ``paused``. Raises NotFound."""
+        self.scheduler.pause(name)
+        self.hub.publish("job", {"name": name, "action": "paused"})
+
+    def resume(self, name: str, *, catch_up: bool = False) -> RunRecord | None:
+        """Resume the job's schedule; with ``catch_up``, run the newest slot missed while
+        paused now (the run returned, driven). Raises NotFound, RunInProgress."""
+        record = self.scheduler.resume(name, self.clock(), catch_up=catch_up)
+        self.hub.publish("job", {"name": name, "action": "resumed"})
+        if record is not None:
+            self.drive(record)
+        return record
+
+    def is_paused(self, name: str) -> bool:
+        """Whether the job's schedule is paused."""
+        state = self.store.schedule_state(name)
+        return state is not None and state.paused
+
     # --- runs ----------------------------------------------------------------------------------
 
     def start_run(
@@ -134,28 +158,36 @@ class Daemon:
         self.drive(record)
         return record
 
-    def drive(self, record: RunRecord) -> None:
+    def drive(self, record: RunRecord, *, keep_failed: bool = False) -> None:
         """Drive a run already recorded as ``running`` in the background, until it ends."""
         if record.id in self._drives:
             raise Conflict(f"run {record.id} is being driven already")
         self._job_of[record.id] = record.job
         self._drives[record.id] = asyncio.create_task(
-            self._drive(record.id), name=f"jobnest run {record.id}"
+            self._drive(record.id, keep_failed), name=f"jobnest run {record.id}"
         )
         self._publish_run(record)
 
-    def retry(self, run_id: int) -> RunRecord:
-        """Bring a failed run back to ``running`` in its own plan and drive it again.
+    def retry(self, run_id: int, *, current: bool = False) -> RunRecord:
+        """Bring a failed run back to ``running`` in its own plan and drive it again; with
+        ``current``, in a plan of the current definitions (``replan``).
 
         Raises:
-            NotFound: no such run.
+            NotFound: no such run (with ``current``: or its job no longer exists).
             NotRetryable: the run has not failed.
             RunInProgress: another run of its job is in progress.
         """
         self._reconcile(self.store.get_run(run_id).job)
-        record = self.runner.begin_retry(run_id)
+        if current:
+            record = replan.retry_current(self.runner, run_id, self.jobs())
+        else:
+            record = self.runner.begin_retry(run_id)
         self.drive(record)
         return record
+
+    def changes(self, run_id: int) -> list[JobDiff]:
+        """The jobs that changed since the run's snapshot (``replan.changes``)."""
+        return replan.changes(self.runner, run_id, self.jobs())
 
     async def cancel(self, run_id: int) -> RunRecord:
         """Stop a run this daemon drives; it ends ``cancelled`` once its tasks have stopped.
@@ -171,6 +203,54 @@ class Daemon:
             raise Conflict(f"run {run_id} is driven by another process ({run.owner or 'nobody'})")
         await self._stop(run_id, retryable=False)
         return self.store.get_run(run_id)
+
+    def kill_task(self, run_id: int, path: str) -> RunRecord:
+        """Stop one running task; it ends ``failed`` (reason ``killed``), the run goes on.
+
+        Raises:
+            NotFound: no such run or task.
+            Conflict: the run is not driven here, or the task is not running.
+        """
+        run = self.store.get_run(run_id)
+        if run_id not in self._drives:
+            _not_here(run, "killed")
+        self.runner.kill(run_id, path)
+        return run
+
+    def mark_task(self, run_id: int, path: str, status: str, *, by: str) -> RunRecord:
+        """Count a failed task as ``succeeded`` or ``skipped``, recorded with who and when.
+
+        What depends on it runs: in a run still going, at once; a ``failed`` run goes back
+        to ``running`` (other failed tasks stay failed; a retry re-runs them).
+
+        Raises:
+            InvalidInput: ``status`` is not a mark.
+            NotFound: no such run or task.
+            Conflict: the task has not failed, or another process drives the run.
+            RunInProgress: another run of the job is in progress.
+        """
+        if status not in MARKS:
+            raise InvalidInput(f"a task is marked {' or '.join(MARKS)}, not {status!r}")
+        mark = TaskMark(run_id, path, status, by, self.clock())
+        run = self.store.get_run(run_id)
+        if run_id in self._drives:
+            self.runner.mark(mark)
+            return run
+        if run.status == "running":
+            _not_here(run, "marked")
+        self._reconcile(run.job)
+        self.store.mark_task(mark, owner=self.runner.owner)
+        self._publish_mark(run, mark)
+        record = self.store.get_run(run_id)
+        self.drive(record, keep_failed=True)
+        return record
+
+    def _publish_mark(self, run: RunRecord, mark: TaskMark) -> None:
+        """Tell watchers of a mark written outside a driver (the run had ended)."""
+        task = next(t for t in self.store.tasks(run.id) if t.path == mark.path)
+        event = {"run_id": run.id, "job": run.job, "path": task.path, "status": task.status}
+        event |= {"attempt": task.attempts, "exit_code": task.exit_code, "reason": task.reason}
+        self.hub.publish("task", event)
 
     def fix_command(self, run_id: int, path: str, command: str) -> CommandFix:
         """Replace a task's command for the rest of a stopped run; the fix is recorded.
@@ -200,6 +280,14 @@ class Daemon:
             raise NotFound(f"task {path!r} of run {run_id} has no attempt {attempt}")
         return self.settings.home / chosen.log_dir / stream
 
+    def sweep(self, *, dry_run: bool = False) -> retention.Sweep:
+        """Remove the ended runs the retention policy lets go, with their logs."""
+        return retention.sweep(self.store, self.settings, now=self.clock(), dry_run=dry_run)
+
+    def metrics_text(self) -> str:
+        """``/metrics`` in Prometheus's text format."""
+        return metrics.render(self.metrics, self.store.status_counts(), self.clock())
+
     def is_driving(self, run_id: int) -> bool:
         """Whether this daemon drives the run now."""
         return run_id in self._drives
@@ -208,7 +296,8 @@ class Daemon:
         """Take over the runs whose driver died (its lease expired) and drive them on.
 
         Their lost attempts are settled and every task that has not succeeded runs again,
-        as on a retry; of several daemons sweeping at once, one adopts each run.
+        as on a retry; of several daemons sweeping at once, one adopts each run. A run that
+        was being stopped ends ``failed`` instead (ready to retry).
         """
         adopted = recovery.adopt_stale(
             self.store,
@@ -218,6 +307,9 @@ class Daemon:
             driving=self._drives,
         )
         for record in adopted:
+            if record.status != "running":  # it was being stopped: it ended instead
+                self._notify(record.id)
+                continue
             log.warning("run %s of job %r: its driver is gone; adopted", record.id, record.job)
             self.drive(record)
         return adopted
@@ -238,9 +330,9 @@ class Daemon:
 
     # --- in the background ---------------------------------------------------------------------
 
-    async def _drive(self, run_id: int) -> None:
+    async def _drive(self, run_id: int, keep_failed: bool = False) -> None:
         try:
-            await self.runner.drive(run_id)
+            await self.runner.drive(run_id, keep_failed=keep_failed)
         except Exception:
             log.exception("run %s: driving it failed; recovery will reconcile it", run_id)
         finally:
@@ -281,6 +373,7 @@ class Daemon:
     # --- events --------------------------------------------------------------------------------
 
     def _observe(self, event: Event) -> None:
+        self.metrics.observe(event, self.clock())
         job = self._job_of.get(event.run_id) or self.store.get_run(event.run_id).job
         if event.path is None:
             self.hub.publish("run", {"run_id": event.run_id, "job": job, "status": event.status})
@@ -313,6 +406,12 @@ def _pick(jobs: dict[str, Job], name: str) -> Job:
     if name not in jobs:
         raise NotFound(f"no job named {name!r}")
     return jobs[name]
+
+
+def _not_here(run: RunRecord, done: str) -> NoReturn:
+    if run.status != "running":
+        raise Conflict(f"run {run.id} is {run.status}: only a running run's task can be {done}")
+    raise Conflict(f"run {run.id} is driven by another process ({run.owner or 'nobody'})")
 
 
 def _attempt(attempts: Sequence[AttemptRecord], number: int) -> AttemptRecord | None:

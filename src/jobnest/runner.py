@@ -5,6 +5,12 @@
 in the same plan. State transitions are written in one batch per scheduling step: the
 attempts about to start are recorded before their processes exist, so a crash never
 leaves a process the store does not know of.
+
+A driver holds a lease on its run: it renews it every third of ``lease_seconds`` and with
+every batch, and a batch is written only while the lease is its own. A driver that finds
+its run taken over stops its tasks and writes nothing more. While the database is away,
+running tasks go on; their batches wait, in order, and are written (with backoff) once it is
+back, and no new task starts before the batch recording its attempt is written.
 """
 
 from __future__ import annotations
@@ -14,31 +20,36 @@ import dataclasses
 import logging
 import os
 import socket
-from collections.abc import Callable, Coroutine, Mapping
+from collections import deque
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from jobnest.config import Settings
-from jobnest.errors import Conflict
+from jobnest.errors import Conflict, NotFound, StoreError
 from jobnest.executors.base import AttemptSpec, Executor, Handle, Outcome
 from jobnest.model.expand import Lookup, PlanGraph, PlanNode, expand, plan_from_dict, plan_to_dict
 from jobnest.model.job import Job, job_to_dict
 from jobnest.model.plan import Plan
 from jobnest.model.run import DONE_OK, UNRETRYABLE, run_outcome
+from jobnest.slots import JOB_LIMIT, Slots
 from jobnest.store.base import (
     AttemptEnd,
     AttemptRecord,
     Changes,
+    Lease,
     RunChange,
     RunRecord,
     Store,
     TaskChange,
+    TaskMark,
     TaskRecord,
 )
 
-HEARTBEAT_SECONDS = 10.0
+WRITE_RETRY_FIRST = 0.1  # seconds before writing again while the database is away; doubling
+WRITE_RETRY_MAX = 5.0
 log = logging.getLogger(__name__)
 
 
@@ -79,7 +90,7 @@ class Runner:
         owner: str | None = None,
         observer: Observer | None = None,
         clock: Clock = utc_now,
-        heartbeat: float = HEARTBEAT_SECONDS,
+        heartbeat: float | None = None,
     ) -> None:
         self.store = store
         self.executor = executor
@@ -87,8 +98,10 @@ class Runner:
         self.owner = owner or default_owner()
         self.observer = observer or (lambda event: None)
         self.clock = clock
-        self.heartbeat = heartbeat  # seconds between the lease renewals of a driven run
+        # seconds between the lease renewals of a driven run
+        self.heartbeat = heartbeat or settings.lease_seconds / 3
         self._drivers: dict[int, _Driver] = {}
+        self.slots = Slots(settings.max_parallel, settings.pools)  # shared by every run
 
     def start(
         self,
@@ -118,12 +131,17 @@ class Runner:
         """Bring a failed run back to ``running`` in its own plan (not yet driven)."""
         return self.store.begin_retry(run_id, owner=self.owner, now=self.clock())
 
-    async def drive(self, run_id: int) -> RunRecord:
-        """Run every task that can still run, then record how the run ended."""
+    async def drive(self, run_id: int, *, keep_failed: bool = False) -> RunRecord:
+        """Run every task that can still run, then record how the run ended.
+
+        With ``keep_failed`` (a run going on after a mark) its failed tasks stay failed and
+        keep blocking what depends on them; else every task not done runs.
+        """
         run = self.store.get_run(run_id)
         graph = plan_from_dict(self.store.get_plan(run_id))
         tasks = {task.path: task for task in self.store.tasks(run_id)}
-        driver = _Driver(self, run, graph, tasks)
+        top = self.store.get_snapshot(run_id).get(run.job, {}).get("definition", {})
+        driver = _Driver(self, run, graph, tasks, top, keep_failed=keep_failed)
         self._drivers[run_id] = driver
         try:
             await driver.drive()
@@ -143,6 +161,28 @@ class Runner:
         driver.cancel(retryable=retryable)
         return True
 
+    def kill(self, run_id: int, path: str) -> None:
+        """Stop one running task of a run this runner drives; it ends ``failed``, ``killed``.
+
+        Raises:
+            Conflict: this runner drives no such run, or the task is not running.
+        """
+        driver = self._drivers.get(run_id)
+        if driver is None:
+            raise Conflict(f"run {run_id} is not being driven here: only a running task is killed")
+        driver.kill(path)
+
+    def mark(self, mark: TaskMark) -> None:
+        """Count a failed task of a run this runner drives as ``mark.status``; it goes on.
+
+        Raises:
+            Conflict: this runner drives no such run, or the task has not failed.
+        """
+        driver = self._drivers.get(mark.run_id)
+        if driver is None:
+            raise Conflict(f"run {mark.run_id} is not being driven here")
+        driver.mark(mark)
+
     def log_dir(self, run_id: int, index: int, attempt: int) -> Path:
         """Where an attempt's files live: by run, plan position and attempt, never by name."""
         return self.settings.logs / str(run_id) / f"{index}.{attempt}"
@@ -158,7 +198,14 @@ class _Driver:
     """Drives one run: the plan's ready/done protocol around the executor."""
 
     def __init__(
-        self, runner: Runner, run: RunRecord, graph: PlanGraph, tasks: Mapping[str, TaskRecord]
+        self,
+        runner: Runner,
+        run: RunRecord,
+        graph: PlanGraph,
+        tasks: Mapping[str, TaskRecord],
+        top: Mapping[str, Any],
+        *,
+        keep_failed: bool = False,
     ) -> None:
         self.runner = runner
         self.store = runner.store
@@ -166,7 +213,9 @@ class _Driver:
         self.tasks = dict(tasks)
         self.index = {node.id: i for i, node in enumerate(graph.nodes)}
         finished = [path for path, task in tasks.items() if task.status in DONE_OK]
-        self.plan = Plan(graph, finished)
+        failed = [path for path, task in tasks.items() if keep_failed and task.status == "failed"]
+        self.plan = Plan(graph, finished, failed)
+        self.finishing = False  # nothing more will start: marks come too late
         self.waiting: list[PlanNode] = []
         self.handles: dict[str, Handle] = {}
         self.delayed: dict[str, asyncio.TimerHandle] = {}
@@ -177,37 +226,148 @@ class _Driver:
         self.cancelled = False
         self.retryable = False  # a cancelled run ends failed, not cancelled
         self.lost = False  # another process owns the run now: hands off the store
+        self.unwritten: deque[Changes] = deque()  # batches waiting for the database, in order
+        self.outage = False  # the last write found the database away
+        self.job_limit: int | None = top.get("max_parallel")  # the starting job's settings
+        self.run_timeout: float | None = top.get("run_timeout")
+        self.killed: set[str] = set()  # tasks a user is stopping
+        self.stop_reason = "cancelled"  # the reason of the tasks a cancel stops
 
     async def drive(self) -> None:
         heartbeat = asyncio.create_task(self._heartbeat())
+        self.runner.slots.listen(self._wake)
+        timer = self._time_limit()
         try:
             await self._loop()
+            self.finishing = True
+            await self._finish()
         finally:
             heartbeat.cancel()
-        self._finish()
+            self.runner.slots.forget(self._wake)
+            if timer is not None:
+                timer.cancel()
+        await self._release()
+
+    def _wake(self) -> None:
+        """A slot was freed: look at the waiting tasks again."""
+        if self.waiting:
+            self.outcomes.put_nowait(None)
+
+    def _time_limit(self) -> asyncio.TimerHandle | None:
+        """Cancel the run ``run_timeout`` seconds after this drive began (a retry: anew)."""
+        if self.run_timeout is None:
+            return None
+        return asyncio.get_running_loop().call_later(self.run_timeout, self._time_out)
+
+    def _time_out(self) -> None:
+        log.warning(
+            "run %s: still going after run_timeout %gs; cancelling", self.run.id, self.run_timeout
+        )
+        self.stop_reason = "run_timeout"
+        self.cancel()
+
+    def _blocked_anew(self) -> Changes:
+        """Tasks blocked by a failure kept failed are ``upstream_failed``; no others are."""
+        changes = Changes()
+        blocked = set(self.plan.blocked())
+        for path, task in list(self.tasks.items()):
+            if path in blocked and task.status != "upstream_failed":
+                self._set_task(changes, path, "upstream_failed")
+            elif path not in blocked and task.status == "upstream_failed":
+                self._set_task(changes, path, "pending")
+        return changes
+
+    def mark(self, mark: TaskMark) -> None:
+        task = self.tasks.get(mark.path)
+        if task is None:
+            raise NotFound(f"run {self.run.id} has no task {mark.path!r}")
+        if task.status != "failed" or self.cancelled or self.finishing:
+            state = task.status if task.status != "failed" else "failed, but the run is ending"
+            raise Conflict(f"task {mark.path!r} of run {self.run.id} is {state}: not marked")
+        self.store.mark_task(mark)
+        changes = Changes()
+        self._set_task(
+            changes,
+            mark.path,
+            mark.status,
+            reason="marked",
+            exit_code=task.exit_code,
+            finished_at=task.finished_at,
+        )
+        for path in self.plan.unfail(mark.path):
+            self._set_task(changes, path, "pending")
+        self._flush(changes)
+        self.outcomes.put_nowait(None)  # look for what can start now
+
+    def kill(self, path: str) -> None:
+        if path not in self.tasks:
+            raise NotFound(f"run {self.run.id} has no task {path!r}")
+        handle = self.handles.get(path)
+        if handle is None or path in self.killed or self.cancelled:
+            raise Conflict(f"task {path!r} of run {self.run.id} is {self._kill_state(path)}")
+        self.killed.add(path)
+        self._spawn(handle.terminate(self.runner.settings.grace))
+
+    def _kill_state(self, path: str) -> str:
+        """Why ``path`` cannot be killed now, for the message."""
+        status = self.tasks[path].status
+        if path in self.killed or self.cancelled:
+            return "being stopped already"
+        if status == "running":  # recorded, its process not started yet
+            return "starting: try again in a moment"
+        return f"{status}, not running"
 
     async def _loop(self) -> None:
-        changes = Changes()
+        changes = self._blocked_anew()
         while True:
             self.waiting.extend(self.plan.ready())
             launches = self._launch(changes)
             self._flush(changes)
-            for node, number, spec in launches:
-                self._spawn(self._attempt(node, number, spec))
+            await self._written()  # the attempts are recorded before their processes exist
+            self._start_all(launches)
             if not (self.running or self.delayed or self.waiting):
                 return
             changes = Changes()
             await self._collect(changes)
 
+    def _start_all(self, launches: Sequence[tuple[PlanNode, int, AttemptSpec]]) -> None:
+        if self.lost:  # their attempts were never recorded: nothing to start
+            for node, _, _ in launches:
+                self._give(node)
+            return
+        for node, number, spec in launches:
+            self._spawn(self._attempt(node, number, spec))
+
     def _launch(self, changes: Changes) -> list[tuple[PlanNode, int, AttemptSpec]]:
-        launches = []
-        while (
-            self.waiting and self.running < self.runner.settings.max_parallel and not self.cancelled
-        ):
-            node = self.waiting.pop(0)
-            launches.append(self._prepare(node, changes))
-            self.running += 1
+        """Start what finds a slot; the rest waits ``queued``, its reason the limit in the way."""
+        launches, blocked = [], []
+        for node in [] if self.cancelled else self.waiting:
+            reason = self._take(node)
+            if reason is None:
+                launches.append(self._prepare(node, changes))
+            else:
+                blocked.append(node)
+                self._queue(changes, node, reason)
+        self.waiting = blocked
         return launches
+
+    def _take(self, node: PlanNode) -> str | None:
+        """Take the slots ``node`` needs; None, or the limit that keeps it waiting."""
+        if self.job_limit is not None and self.running >= self.job_limit:
+            return JOB_LIMIT
+        reason = self.runner.slots.take(_pool(node))
+        if reason is None:
+            self.running += 1
+        return reason
+
+    def _give(self, node: PlanNode) -> None:
+        self.running -= 1
+        self.runner.slots.give(_pool(node))
+
+    def _queue(self, changes: Changes, node: PlanNode, reason: str) -> None:
+        task = self.tasks[node.id]
+        if (task.status, task.reason) != ("queued", reason):
+            self._set_task(changes, node.id, "queued", reason=reason)
 
     def _prepare(self, node: PlanNode, changes: Changes) -> tuple[PlanNode, int, AttemptSpec]:
         task = self.tasks[node.id]
@@ -243,10 +403,13 @@ class _Driver:
                 "JOBNEST_TASK": node.id,
                 "JOBNEST_TASK_JOB": node.job,
                 "JOBNEST_ATTEMPT": str(number),
+                "JOBNEST_TRIGGER": self.run.trigger,
+                "JOBNEST_SCHEDULED_FOR": _instant(self.run.scheduled_for),
             },
             soft_timeout=options.soft_timeout if options else None,
             hard_timeout=options.hard_timeout if options else None,
             host=options.host if options else None,
+            queue=options.queue if options else None,
         )
 
     async def _attempt(self, node: PlanNode, number: int, spec: AttemptSpec) -> None:
@@ -267,11 +430,16 @@ class _Driver:
             item = self.outcomes.get_nowait()
 
     def _record(self, changes: Changes, node: PlanNode, number: int, outcome: Outcome) -> None:
-        self.running -= 1
+        self._give(node)
         self.handles.pop(node.id, None)
         status = "succeeded" if outcome.ok else "failed"
-        if outcome.reason == "cancelled":
+        if node.id in self.killed:
+            self.killed.discard(node.id)
+            if not outcome.ok:  # it may have ended by itself meanwhile
+                status, outcome = "failed", dataclasses.replace(outcome, reason="killed")
+        elif outcome.reason == "cancelled":
             status = "cancelled"
+            outcome = dataclasses.replace(outcome, reason=self.stop_reason)
         changes.ended.append(
             AttemptEnd(
                 self.run.id,
@@ -337,25 +505,40 @@ class _Driver:
         self.retryable = retryable
         changes = Changes()
         for path in self.plan.cancel():
-            self._set_task(changes, path, "cancelled", reason="cancelled")
+            self._set_task(changes, path, "cancelled", reason=self.stop_reason)
         for path, timer in self.delayed.items():
             timer.cancel()
-            self._set_task(changes, path, "cancelled", reason="cancelled")
+            self._set_task(changes, path, "cancelled", reason=self.stop_reason)
         self.delayed.clear()
+        for node in self.waiting:  # queued for a slot
+            self._set_task(changes, node.id, "cancelled", reason=self.stop_reason)
         self.waiting.clear()
         self._flush(changes)
         for handle in list(self.handles.values()):
             self._spawn(handle.terminate(self.runner.settings.grace))
         self.outcomes.put_nowait(None)
 
-    def _finish(self) -> None:
+    async def _finish(self) -> None:
         if self.lost:
             return
         cancelled = self.cancelled and not self.retryable
         status = run_outcome((t.status for t in self.tasks.values()), cancelled=cancelled)
-        changes = Changes(run=RunChange(self.run.id, status, self.runner.clock()))
-        self._flush(changes)
-        self.store.release(self.run.id, owner=self.runner.owner)
+        self._flush(Changes(run=RunChange(self.run.id, status, self.runner.clock())))
+        await self._written()
+
+    async def _release(self) -> None:
+        """Let go of the run, once the database takes it."""
+        await _until(self._released)
+
+    def _released(self) -> bool:
+        if self.lost:
+            return True
+        try:
+            self.store.release(self.run.id, owner=self.runner.owner)
+        except StoreError as exc:
+            self._note_outage(exc)
+            return False
+        return True
 
     def _set_task(
         self,
@@ -382,9 +565,48 @@ class _Driver:
         )
 
     def _flush(self, changes: Changes) -> None:
-        if not changes or self.lost:
+        """Queue the batch, then write every queued batch the database takes, in order."""
+        if self.lost:
             return
-        self.store.apply(changes)
+        if changes:
+            self.unwritten.append(changes)
+        self._write_queued()
+
+    async def _written(self) -> None:
+        """Return once every queued batch is written, retrying while the database is away."""
+        await _until(self._write_queued)
+
+    def _write_queued(self) -> bool:
+        """Write the queued batches, oldest first; False when the database is away."""
+        while self.unwritten and not self.lost:
+            changes = self.unwritten[0]
+            changes.lease = Lease(self.run.id, self.runner.owner, self.runner.clock())
+            try:
+                self.store.apply(changes)
+            except StoreError as exc:
+                self._note_outage(exc)
+                return False
+            except Conflict as exc:
+                self._lose_lease(exc)
+                break
+            self.unwritten.popleft()
+            self._announce(changes)
+            if self.outage:
+                self.outage = False
+                log.warning("run %s: the database is back; writing its results", self.run.id)
+        return True
+
+    def _note_outage(self, exc: StoreError) -> None:
+        if not self.outage:
+            log.warning(
+                "run %s: the database is away (%s); running tasks go on, their results "
+                "wait to be written",
+                self.run.id,
+                exc,
+            )
+        self.outage = True
+
+    def _announce(self, changes: Changes) -> None:
         for task in changes.tasks:
             self.runner.observer(
                 Event(
@@ -407,9 +629,29 @@ class _Driver:
             except Conflict as exc:
                 self._lose_lease(exc)
                 return
+            except StoreError as exc:
+                self._note_outage(exc)
 
     def _lose_lease(self, exc: Conflict) -> None:
         """Another process took the run over: stop our tasks, and write nothing more."""
         log.warning("run %s: %s; stopping its tasks", self.run.id, exc)
         self.lost = True
+        self.unwritten.clear()
         self.cancel()
+
+
+def _pool(node: PlanNode) -> str | None:
+    return node.options.pool if node.options else None
+
+
+async def _until(done: Callable[[], bool]) -> None:
+    """Call ``done`` until it returns True, waiting longer each time (the database is away)."""
+    delay = WRITE_RETRY_FIRST
+    while not done():
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, WRITE_RETRY_MAX)
+
+
+def _instant(moment: datetime | None) -> str:
+    """An instant for a task's environment: ISO 8601 in UTC; empty when there is none."""
+    return moment.astimezone(UTC).isoformat() if moment is not None else ""

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from jobnest.errors import Conflict, InvalidInput, RunInProgress
+from jobnest.errors import Conflict, InvalidInput, NotFound, RunInProgress
 from jobnest.model import schedule
 from jobnest.model.job import Job, Misfire, parse_job
 from jobnest.runner import Runner
@@ -188,6 +188,71 @@ class Scheduler:
     def zone_of(self, job: Job) -> ZoneInfo:
         """The zone the job's schedule is read in: its own, else the daemon's."""
         return schedule.zone(job.timezone) if job.timezone else self.zone
+
+    # --- pause and resume ----------------------------------------------------------------------
+
+    def pause(self, name: str) -> None:
+        """Stop the job's schedule from starting runs; its slots are skipped as ``paused``.
+
+        Pausing a paused job changes nothing. Raises NotFound.
+        """
+        self._job(name)
+        self.store.set_schedule_paused(name, True)
+
+    def resume(self, name: str, now: datetime, *, catch_up: bool = False) -> RunRecord | None:
+        """Let the job's schedule start runs again, from the slots after ``now``; a job
+        that is not paused is left as it is.
+
+        The slots that came while paused and no tick saw yet are recorded as skipped
+        (``paused``) too. With ``catch_up``, the newest slot skipped as ``paused`` gets its
+        run now (one run, whatever the misfire policy): the run returned, not yet driven.
+
+        Raises:
+            NotFound: no such job.
+            RunInProgress: ``catch_up`` while a run of the job is in progress (nothing
+                changes then).
+        """
+        now = _utc(now)
+        catalog = self._catalog()
+        job = self._job(name, catalog)
+        if catch_up:
+            self._refuse_busy(name)
+        state = self.store.schedule_state(name)
+        if state is None or not state.paused:
+            return None  # not paused: nothing to resume, nothing to catch up
+        self._skip_while_paused(job, state, now)
+        self.store.set_schedule_paused(name, False)
+        return self._catch_up(job, catalog, now) if catch_up else None
+
+    def _skip_while_paused(self, job: Job, state: ScheduleState, now: datetime) -> None:
+        """Record the slots up to ``now`` no tick saw as ``paused``; handled through ``now``."""
+        if job.schedule is not None and state.last_slot is not None:
+            due = self._due(job, state.last_slot, now, None)
+            self._skip(job.name, [(slot, "paused") for slot in due], now)
+            self.store.advance_schedules({job.name: now})
+
+    def _catch_up(self, job: Job, catalog: Mapping[str, Job], now: datetime) -> RunRecord | None:
+        """The run of the newest slot skipped as ``paused``, if the newest skip is one and
+        no run began since (a skip of an older pause is not caught up again)."""
+        newest = self.store.skipped_slots(job.name, limit=1)
+        if not newest or newest[0].reason != "paused":
+            return None
+        slot = newest[0].scheduled_for
+        latest = self.store.list_runs(job.name, limit=1)
+        if latest and latest[0].created_at >= slot:
+            return None
+        return self._start(job, catalog, slot, now)
+
+    def _refuse_busy(self, name: str) -> None:
+        running = [run for run in self.store.running_runs() if run.job == name]
+        if running:
+            raise RunInProgress(name, running[0].id)
+
+    def _job(self, name: str, catalog: Mapping[str, Job] | None = None) -> Job:
+        jobs = self._catalog() if catalog is None else catalog
+        if name not in jobs:
+            raise NotFound(f"no job named {name!r}")
+        return jobs[name]
 
     # --- one job -------------------------------------------------------------------------------
 

@@ -38,6 +38,8 @@ from jobnest.web.auth import install_auth
 log = logging.getLogger(__name__)
 MAX_SLEEP = timedelta(seconds=30)
 REAP_SECONDS = 5.0
+RETAIN_FIRST = 60.0  # seconds after start-up before the first retention sweep
+RETAIN_SECONDS = 3600.0
 
 
 def check_bind(host: str, has_password: bool, force: bool) -> None:
@@ -84,7 +86,8 @@ async def serve(
         loop.add_signal_handler(sig, _request_exit, server, daemon)
     clock = SchedulerClock(settings.scheduler_clock)
     background = [
-        asyncio.create_task(_schedule(daemon, _scheduler(daemon), clock)),
+        asyncio.create_task(_schedule(daemon, daemon.scheduler, clock)),
+        asyncio.create_task(_retain(daemon)),
         asyncio.create_task(_adopt(daemon, settings.lease_seconds)),
         asyncio.create_task(_reap(daemon)),
         asyncio.create_task(daemon.outbox.run_forever()),
@@ -96,10 +99,6 @@ async def serve(
         for task in background:
             task.cancel()
         await daemon.close()
-
-
-def _scheduler(daemon: Daemon) -> Scheduler:
-    return Scheduler(daemon.runner, workdir=daemon.workdir, zone=daemon.zone)
 
 
 def _request_exit(server: uvicorn.Server, daemon: Daemon) -> None:
@@ -149,8 +148,13 @@ async def _schedule(daemon: Daemon, scheduler: Scheduler, clock: SchedulerClock)
 
 def _tick(daemon: Daemon, scheduler: Scheduler, clock: SchedulerClock) -> timedelta:
     """Tick, drive the runs created; return the scheduler time until the next tick is due."""
-    for record in scheduler.tick(clock.now()):
+    ticked = clock.now()
+    created = scheduler.tick(ticked)
+    for record in created:
         daemon.drive(record)
+    daemon.metrics.observe_tick(
+        ticked, [(run.scheduled_for, run.created_at) for run in created if run.scheduled_for]
+    )
     now = clock.now()
     wake = scheduler.next_wakeup(now)
     limit = now + MAX_SLEEP
@@ -178,6 +182,20 @@ async def _adopt(daemon: Daemon, lease: float) -> None:
             log.warning("cannot look for runs to adopt: %s", error)
         except Exception:
             log.exception("looking for runs to adopt failed")
+
+
+async def _retain(daemon: Daemon) -> None:
+    """Sweep run history by the retention policy: soon after start-up, then hourly."""
+    while True:
+        await asyncio.sleep(RETAIN_FIRST)
+        try:
+            swept = daemon.sweep()
+            if swept.runs:
+                removed, freed = len(swept.runs), swept.freed_bytes
+                log.info("retention: removed %d runs, %d bytes of logs", removed, freed)
+        except Exception:
+            log.exception("the retention sweep failed; trying again in an hour")
+        await asyncio.sleep(RETAIN_SECONDS - RETAIN_FIRST)
 
 
 async def _reap(daemon: Daemon) -> None:

@@ -578,7 +578,7 @@ def _command(plan: dict[str, Any], node_id: str) -> str:
 
 async def test_healthz(api: Api) -> None:
     response = await api.client.get("/healthz")
-    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+    assert (response.status_code, response.json()) == (200, {"status": "ok", "last_tick": None})
 
 
 async def test_an_unusable_database_is_a_503(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:

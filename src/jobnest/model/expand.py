@@ -121,6 +121,8 @@ class _Builder:
         options = task.options
         if host is not None and options.host is None:
             options = TaskOptions(**{**vars_of(options), "host": host})
+        if job.queue is not None and options.queue is None:
+            options = TaskOptions(**{**vars_of(options), "queue": job.queue})
         self.nodes.append(PlanNode(path, "task", job.name, task.command, options, job.workdir))
 
     def add_reference(

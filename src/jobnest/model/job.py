@@ -37,8 +37,24 @@ _TASK_KEYS = {
     "retry_delay",
     "backoff",
     "host",
+    "pool",
+    "queue",
 }
-_JOB_KEYS = {"name", "tasks", "schedule", "timezone", "notify", "workdir", "misfire", "notes"}
+_JOB_KEYS = {
+    "name",
+    "tasks",
+    "schedule",
+    "timezone",
+    "notify",
+    "workdir",
+    "misfire",
+    "notes",
+    "max_parallel",
+    "run_timeout",
+    "queue",
+    "keep_runs",
+    "keep_days",
+}
 
 
 def check_name(value: object, what: str) -> str:
@@ -66,6 +82,8 @@ class TaskOptions:
     retry_delay: float = 0.0
     backoff: float = 1.0
     host: str | None = None
+    pool: str | None = None  # the named pool whose slot the task takes while it runs
+    queue: str | None = None  # the Celery queue whose workers run the task
 
     def delay_before(self, attempt: int) -> float:
         """Seconds to wait before attempt number ``attempt`` (2 is the first re-attempt)."""
@@ -124,6 +142,11 @@ class Job:
     workdir: str | None = None
     misfire: Misfire = "run_once"
     notes: str = ""
+    max_parallel: int | None = None  # at most this many of the run's tasks at once
+    run_timeout: float | None = None  # seconds after which a run still going is cancelled
+    queue: str | None = None  # the Celery queue of the tasks that name none themselves
+    keep_runs: int | None = None  # retention: the newest runs kept; None: the config's
+    keep_days: float | None = None  # retention: days an ended run is kept; None: the config's
 
     def __post_init__(self) -> None:
         _check_tasks(self)
@@ -204,7 +227,31 @@ def parse_job(data: object) -> Job:
         workdir=_optional_str(data, "workdir", name),
         misfire=data.get("misfire", "run_once"),
         notes=_optional_str(data, "notes", name) or "",
+        max_parallel=_optional_count(data, "max_parallel", name),
+        run_timeout=_number(data, "run_timeout", name, None, positive=True),
+        queue=_queue(data, name, None),
+        keep_runs=_optional_count(data, "keep_runs", name),
+        keep_days=_days(data, "keep_days", name),
     )
+
+
+def _days(data: Mapping[str, Any], key: str, job: str) -> float | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value <= 0:
+        raise InvalidJob(f"{key!r} must be a positive number of days, got {value!r}", job=job)
+    return float(value)
+
+
+def _optional_count(data: Mapping[str, Any], key: str, job: str) -> int | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise InvalidJob(f"{key!r} must be a positive whole number, got {value!r}", job=job)
+    return value
 
 
 def _parse_task(job: str, raw: object, index: int) -> Task:
@@ -222,6 +269,13 @@ def _parse_task(job: str, raw: object, index: int) -> Task:
         which = "both" if has_command else "neither"
         raise InvalidJob(
             f"a task needs exactly one of 'command' or 'job', got {which}", job=job, task=name
+        )
+    if has_job and options.pool is not None:
+        raise InvalidJob(
+            "'pool' is for command tasks: a job reference never holds a slot; set it on "
+            "the child job's tasks",
+            job=job,
+            task=name,
         )
     if has_job:
         target = raw["job"]
@@ -269,13 +323,30 @@ def _parse_options(raw: Mapping[str, Any], job: str, task: str) -> TaskOptions:
     host = raw.get("host")
     if host is not None and (not isinstance(host, str) or not host.strip()):
         raise InvalidJob(f"'host' must be a host name, got {host!r}", job=job, task=task)
+    pool = raw.get("pool")
+    if pool is not None and (not isinstance(pool, str) or not pool.strip()):
+        raise InvalidJob(f"'pool' must be a pool name, got {pool!r}", job=job, task=task)
     return TaskOptions(
-        soft, hard, retries, _number(raw, "retry_delay", job, task) or 0.0, backoff, host
+        soft,
+        hard,
+        retries,
+        _number(raw, "retry_delay", job, task) or 0.0,
+        backoff,
+        host,
+        pool,
+        _queue(raw, job, task),
     )
 
 
+def _queue(raw: Mapping[str, Any], job: str, task: str | None) -> str | None:
+    queue = raw.get("queue")
+    if queue is not None and (not isinstance(queue, str) or not queue.strip()):
+        raise InvalidJob(f"'queue' must be a queue name, got {queue!r}", job=job, task=task)
+    return queue
+
+
 def _number(
-    raw: Mapping[str, Any], key: str, job: str, task: str, *, positive: bool = False
+    raw: Mapping[str, Any], key: str, job: str, task: str | None, *, positive: bool = False
 ) -> float | None:
     value = raw.get(key)
     if value is None:
@@ -395,6 +466,9 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         out["misfire"] = job.misfire
     if job.notes:
         out["notes"] = job.notes
+    for key in ("max_parallel", "run_timeout", "queue", "keep_runs", "keep_days"):
+        if getattr(job, key) is not None:
+            out[key] = getattr(job, key)
     if job.notify is not None:
         out["notify"] = {"email": list(job.notify.email), "on": list(job.notify.on)}
         if job.notify.webhooks:
@@ -419,7 +493,17 @@ def task_to_dict(task: Task) -> dict[str, Any]:
     if task.after:
         out["after"] = list(task.after)
     defaults = TaskOptions()
-    for key in ("soft_timeout", "hard_timeout", "retries", "retry_delay", "backoff", "host"):
+    keys = (
+        "soft_timeout",
+        "hard_timeout",
+        "retries",
+        "retry_delay",
+        "backoff",
+        "host",
+        "pool",
+        "queue",
+    )
+    for key in keys:
         value = getattr(task.options, key)
         if value != getattr(defaults, key):
             out[key] = value

@@ -8,7 +8,7 @@ Instants are aware datetimes in UTC. Records are plain frozen dataclasses.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -486,3 +486,195 @@ class Store(ABC):
     def unnotified_runs(self, since: datetime) -> list[RunRecord]:
         """The runs that ended at ``since`` or later and have no notification of that ending
         (none with their current ``retries``), oldest ending first."""
+
+    # --- retention and metrics ---------------------------------------------------------------
+
+    @abstractmethod
+    def expired_runs(
+        self,
+        *,
+        ended_before: datetime | None,
+        keep_per_job: int | None,
+        jobs: Collection[str] | None = None,
+    ) -> list[RunRecord]:
+        """The ended runs a retention policy lets go, oldest first: those that ended before
+        ``ended_before``, and those beyond the newest ``keep_per_job`` runs of their job (a
+        run in progress counts among the newest but is never returned). None: no such limit.
+        Only runs of ``jobs``, when given.
+        """
+
+    @abstractmethod
+    def delete_runs(self, run_ids: Sequence[int]) -> list[int]:
+        """Delete these runs with their tasks, attempts, fixes and notifications, in one
+        transaction; a run in progress is left alone. Returns the ids deleted."""
+
+    @abstractmethod
+    def status_counts(self) -> StatusCounts:
+        """How many runs, tasks and notifications there are, by status."""
+
+    # --- retry with the current definitions ------------------------------------------------
+
+    @abstractmethod
+    def retry_with_plan(
+        self,
+        run_id: int,
+        *,
+        plan: Mapping[str, Any],
+        snapshot: Mapping[str, Any],
+        task_paths: Sequence[str],
+        owner: str,
+        now: datetime,
+    ) -> RunRecord:
+        """``begin_retry`` in a new plan, in one transaction: the run's plan is kept as its
+        next version (``plan_versions``) and replaced. Succeeded and skipped tasks keep their
+        status; the others run the new plan's command (a fix was for the old one); tasks new
+        in the plan are pending; tasks it dropped end ``skipped`` (reason ``removed``) unless
+        they succeeded, and keep their attempts.
+
+        Raises:
+            NotFound, NotRetryable, RunInProgress: as ``begin_retry``.
+        """
+
+    @abstractmethod
+    def plan_versions(self, run_id: int) -> list[PlanVersion]:
+        """The plans the run has used, oldest first; the last is the current one. Raises
+        NotFound."""
+
+    # --- workers -------------------------------------------------------------------------------
+    # Attempts sent to Celery workers: the broker carries only the key; the row holds the
+    # attempt's spec, which worker holds it, its heartbeat, a cancel request, and its outcome.
+
+    @abstractmethod
+    def dispatch_attempt(
+        self, key: WorkerKey, *, queue: str, spec: Mapping[str, Any], now: datetime
+    ) -> None:
+        """Record the attempt ``queued`` for a worker of ``queue``.
+
+        Raises:
+            Conflict: the attempt was dispatched already.
+        """
+
+    @abstractmethod
+    def claim_attempt(
+        self, key: WorkerKey, *, worker: str, heartbeat_every: float, now: datetime
+    ) -> dict[str, Any] | None:
+        """Take a ``queued`` attempt for ``worker``: it becomes ``running``; returns its spec.
+
+        None, changing nothing, when the attempt is unknown or not ``queued`` (a redelivered
+        message for an attempt already running, finished, lost or cancelled).
+        """
+
+    @abstractmethod
+    def worker_heartbeat(self, key: WorkerKey, *, worker: str, now: datetime) -> float | None:
+        """Renew ``worker``'s hold on the attempt; returns the grace of a requested cancel.
+
+        Raises:
+            Conflict: the attempt is not ``running`` on ``worker`` any more (it was marked
+                lost): the worker must kill its process group.
+        """
+
+    @abstractmethod
+    def finish_attempt(
+        self, key: WorkerKey, *, worker: str, outcome: Mapping[str, Any], now: datetime
+    ) -> bool:
+        """Record how the attempt ended; False, changing nothing, unless ``worker`` holds it."""
+
+    @abstractmethod
+    def cancel_attempt(self, key: WorkerKey, *, grace: float) -> None:
+        """Ask the attempt's worker to stop it; one still ``queued`` ends ``cancelled`` now."""
+
+    @abstractmethod
+    def lose_attempt(self, key: WorkerKey, *, heartbeat_at: datetime | None) -> bool:
+        """Mark a ``running`` attempt ``lost`` if its heartbeat is still ``heartbeat_at``."""
+
+    @abstractmethod
+    def worker_attempt(self, key: WorkerKey) -> WorkerAttempt:
+        """The attempt's row. Raises NotFound."""
+
+    # --- controls: marking failed tasks (see TaskMark) ------------------------------------------
+    @abstractmethod
+    def mark_task(self, mark: TaskMark, *, owner: str | None = None) -> TaskMark:
+        """Record ``mark`` and set the failed task's status to ``mark.status`` (reason ``marked``).
+
+        With ``owner`` the run must be ``failed``: it goes back to ``running``, driven by
+        ``owner``, its other tasks untouched. Without, the run must be ``running`` (its
+        driver carries on). One transaction.
+
+        Raises:
+            NotFound: no such run or task.
+            Conflict: the task has not failed, or the run is not in the state named above.
+            RunInProgress: with ``owner``: another run of the job is in progress.
+        """
+
+    @abstractmethod
+    def task_marks(self, run_id: int) -> list[TaskMark]:
+        """Every mark of the run, oldest first."""
+
+
+@dataclass(frozen=True)
+class StatusCounts:
+    """What the store holds now: runs, tasks and notifications, by status."""
+
+    runs: Mapping[str, int]
+    tasks: Mapping[str, int]
+    notifications: Mapping[str, int]
+
+
+# --- workers -----------------------------------------------------------------------------------
+
+WorkerStatus = str  # "queued" | "running" | "finished" | "lost" | "cancelled"
+
+
+@dataclass(frozen=True)
+class WorkerKey:
+    """Which attempt a broker message means: all it carries."""
+
+    run_id: int
+    path: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class WorkerAttempt:
+    """An attempt sent to a worker, as the store holds it."""
+
+    status: WorkerStatus
+    worker: str | None
+    heartbeat_at: datetime | None
+    heartbeat_every: float | None
+    cancel_grace: float | None
+    outcome: dict[str, Any] | None
+
+
+# --- controls ----------------------------------------------------------------------------------
+
+MARKS = ("succeeded", "skipped")  # what a failed task may be marked as
+
+
+@dataclass(frozen=True)
+class TaskMark:
+    """A user's verdict on a failed task: it counts as ``status`` from ``at`` on."""
+
+    run_id: int
+    path: str
+    status: str  # one of MARKS
+    by: str  # "local" with no password configured; else "token:NAME" or "session"
+    at: datetime
+
+
+@dataclass(frozen=True)
+class PlanVersion:
+    """A plan a run used: attempt ``n`` of task ``path`` ran under the first version whose
+    ``attempts[path]`` is at least ``n``, else under the current (last) one."""
+
+    version: int  # 1: the plan the run started with
+    attempts: Mapping[str, int]  # path -> attempts made under this plan and the ones before
+    replaced_at: datetime | None  # None: the current plan
+
+
+def plan_version_of(versions: Sequence[PlanVersion], path: str, number: int) -> int:
+    """The version of the plan attempt ``number`` of ``path`` ran under."""
+    for version in versions[:-1]:
+        if number <= version.attempts.get(path, 0):
+            return version.version
+    return versions[-1].version if versions else 1

@@ -244,3 +244,51 @@ notifications = sa.Table(
     sa.Index(None, "status", "next_attempt_at"),
     sqlite_autoincrement=True,
 )
+
+# --- workers (revision 0004) -------------------------------------------------------------------
+
+worker_attempts = sa.Table(
+    "worker_attempts",
+    metadata,
+    # the key a broker message carries; no foreign key: a run's attempts are its own business
+    sa.Column("run_id", sa.Integer, primary_key=True),
+    sa.Column("path", sa.Text, primary_key=True),
+    sa.Column("attempt", sa.Integer, primary_key=True),
+    sa.Column("queue", sa.Text, nullable=False),
+    sa.Column("spec", JSONText, nullable=False),  # command, workdir, log_dir, env, timeouts
+    sa.Column("status", sa.Text, nullable=False),  # queued|running|finished|lost|cancelled
+    sa.Column("worker", sa.Text),  # host:pid of the worker that claimed it
+    sa.Column("heartbeat_at", UTCDateTime),  # by the worker's clock
+    sa.Column("heartbeat_every", sa.Float),  # the worker's heartbeat interval, in seconds
+    sa.Column("cancel_grace", sa.Float),  # set when the daemon asks for a cancel
+    sa.Column("outcome", JSONText),  # how it ended, once finished
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+# --- controls (revision 0005) ------------------------------------------------------------------
+
+task_marks = sa.Table(
+    "task_marks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),  # "succeeded" | "skipped"
+    sa.Column("by", sa.Text, nullable=False),  # "local", "token:NAME", "session"
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index(None, "run_id", "id"),
+)
+
+# --- retry with the current definitions (revision 0006) ----------------------------------------
+
+run_plans = sa.Table(
+    "run_plans",
+    metadata,
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),  # 1 for the plan the run started with
+    sa.Column("plan", JSONText, nullable=False),
+    sa.Column("snapshot", JSONText, nullable=False),
+    # path -> attempts made when this plan was replaced: later attempts used a newer plan
+    sa.Column("attempts", JSONText, nullable=False),
+    sa.Column("replaced_at", UTCDateTime, nullable=False),
+)

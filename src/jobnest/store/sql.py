@@ -14,7 +14,7 @@ run per job", is also a partial unique index, so a race on PostgreSQL ends in th
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
@@ -39,15 +39,20 @@ from jobnest.store.base import (
     Lease,
     NewNotification,
     NotificationRecord,
+    PlanVersion,
     RunChange,
     RunRecord,
     ScheduleState,
     SessionRecord,
     SkippedSlot,
+    StatusCounts,
     Store,
     TaskChange,
+    TaskMark,
     TaskRecord,
     TokenRecord,
+    WorkerAttempt,
+    WorkerKey,
 )
 from jobnest.store.schema import (
     UTCDateTime,
@@ -60,10 +65,13 @@ from jobnest.store.schema import (
     job_versions,
     jobs,
     notifications,
+    run_plans,
     runs,
     schedules,
     skipped_slots,
+    task_marks,
     task_runs,
+    worker_attempts,
 )
 
 BUSY_TIMEOUT_SECONDS = 30
@@ -71,6 +79,7 @@ _WRITE = "jobnest_write"  # execution option: this transaction will write
 _UNFINISHED = frozenset({"pending", "queued", "running"})
 _RESET_ON_RETRY = ("failed", "upstream_failed", "cancelled", "pending", "queued", "running")
 _TASK_INSERT_COLUMNS = ("run_id", "path", "position", "status", "attempts")
+_KEPT_ON_NEW_PLAN = ("succeeded", "skipped")  # a retry with a new plan never runs these again
 
 
 def _columns(table: sa.Table, record: type) -> list[sa.Column[Any]]:
@@ -82,6 +91,7 @@ _RUN_COLUMNS = _columns(runs, RunRecord)
 _TASK_COLUMNS = _columns(task_runs, TaskRecord)
 _ATTEMPT_COLUMNS = _columns(attempts, AttemptRecord)
 _FIX_COLUMNS = _columns(command_fixes, CommandFix)
+_MARK_COLUMNS = _columns(task_marks, TaskMark)
 _SKIP_COLUMNS = _columns(skipped_slots, SkippedSlot)
 _SCHEDULE_QUERY = sa.select(*_columns(schedules, ScheduleState)).order_by(schedules.c.job)
 _SESSION_COLUMNS = _columns(auth_sessions, SessionRecord)
@@ -669,6 +679,190 @@ class SQLStore(Store):
         with self._read() as conn:
             return [RunRecord(*row) for row in conn.execute(query)]
 
+    # --- retention and metrics -----------------------------------------------------------------
+
+    def expired_runs(
+        self,
+        *,
+        ended_before: datetime | None,
+        keep_per_job: int | None,
+        jobs: Collection[str] | None = None,
+    ) -> list[RunRecord]:
+        mine = runs.c.job.in_(jobs) if jobs is not None else sa.true()
+        found: dict[int, RunRecord] = {}
+        with self._read() as conn:
+            if ended_before is not None:
+                old = sa.select(*_RUN_COLUMNS).where(
+                    mine, runs.c.status != "running", runs.c.finished_at < ended_before
+                )
+                found.update((row.id, RunRecord(*row)) for row in conn.execute(old))
+            if keep_per_job is not None:
+                for row in conn.execute(_ended_beyond_newest(keep_per_job, mine)):
+                    found[row.id] = RunRecord(*row)
+        return [found[run_id] for run_id in sorted(found)]
+
+    def delete_runs(self, run_ids: Sequence[int]) -> list[int]:
+        with self._write() as conn:
+            ended = sa.select(runs.c.id).where(runs.c.id.in_(run_ids), runs.c.status != "running")
+            gone = [int(run_id) for run_id in conn.execute(ended).scalars()]
+            for table in (attempts, command_fixes, notifications, run_plans, task_runs, runs):
+                column = table.c.id if table is runs else table.c.run_id
+                conn.execute(sa.delete(table).where(column.in_(gone)))
+        return gone
+
+    def status_counts(self) -> StatusCounts:
+        with self._read() as conn:
+            return StatusCounts(
+                runs=_count_by_status(conn, runs),
+                tasks=_count_by_status(conn, task_runs),
+                notifications=_count_by_status(conn, notifications),
+            )
+
+    # --- retry with the current definitions ---------------------------------------------------
+
+    def retry_with_plan(
+        self,
+        run_id: int,
+        *,
+        plan: Mapping[str, Any],
+        snapshot: Mapping[str, Any],
+        task_paths: Sequence[str],
+        owner: str,
+        now: datetime,
+    ) -> RunRecord:
+        job = None
+        try:
+            with self._write() as conn:
+                job = _retryable_job(conn, run_id)
+                _refuse_running(conn, job)
+                _keep_plan(conn, run_id, now)
+                conn.execute(
+                    sa.update(runs).where(runs.c.id == run_id).values(plan=plan, snapshot=snapshot)
+                )
+                _align_tasks(conn, run_id, task_paths)
+                _restart_run(conn, run_id, owner=owner, now=now)
+                return _get_run(conn, run_id)
+        except exc.IntegrityError as error:
+            raise self._clash(job or "", None, error) from error
+
+    def plan_versions(self, run_id: int) -> list[PlanVersion]:
+        query = (
+            sa.select(run_plans.c.version, run_plans.c.attempts, run_plans.c.replaced_at)
+            .where(run_plans.c.run_id == run_id)
+            .order_by(run_plans.c.version)
+        )
+        with self._read() as conn:
+            _require_run(conn, run_id)
+            old = [PlanVersion(v, dict(attempts), at) for v, attempts, at in conn.execute(query)]
+        return [*old, PlanVersion(len(old) + 1, {}, None)]
+
+    # --- workers -------------------------------------------------------------------------------
+
+    def dispatch_attempt(
+        self, key: WorkerKey, *, queue: str, spec: Mapping[str, Any], now: datetime
+    ) -> None:
+        row = {**vars(key), "queue": queue, "spec": dict(spec), "status": "queued"}
+        try:
+            with self._write() as conn:
+                conn.execute(sa.insert(worker_attempts).values(**row, created_at=now))
+        except exc.IntegrityError as error:
+            raise Conflict(f"attempt {_worker_key(key)} was dispatched already") from error
+
+    def claim_attempt(
+        self, key: WorkerKey, *, worker: str, heartbeat_every: float, now: datetime
+    ) -> dict[str, Any] | None:
+        values = {"worker": worker, "heartbeat_at": now, "heartbeat_every": heartbeat_every}
+        with self._write() as conn:
+            claimed = conn.execute(
+                sa.update(worker_attempts)
+                .where(*_worker_row(key), worker_attempts.c.status == "queued")
+                .values(status="running", **values)
+            )
+            if not claimed.rowcount:
+                return None
+            query = sa.select(worker_attempts.c.spec).where(*_worker_row(key))
+            return dict(conn.execute(query).scalar_one())
+
+    def worker_heartbeat(self, key: WorkerKey, *, worker: str, now: datetime) -> float | None:
+        held = (*_worker_row(key), worker_attempts.c.status == "running")
+        with self._write() as conn:
+            renewed = conn.execute(
+                sa.update(worker_attempts)
+                .where(*held, worker_attempts.c.worker == worker)
+                .values(heartbeat_at=now)
+                .returning(worker_attempts.c.cancel_grace)
+            ).first()
+        if renewed is None:
+            raise Conflict(f"attempt {_worker_key(key)} is not held by worker {worker!r} any more")
+        return None if renewed.cancel_grace is None else float(renewed.cancel_grace)
+
+    def finish_attempt(
+        self, key: WorkerKey, *, worker: str, outcome: Mapping[str, Any], now: datetime
+    ) -> bool:
+        held = (*_worker_row(key), worker_attempts.c.status == "running")
+        with self._write() as conn:
+            done = conn.execute(
+                sa.update(worker_attempts)
+                .where(*held, worker_attempts.c.worker == worker)
+                .values(status="finished", outcome=dict(outcome), heartbeat_at=now)
+            )
+        return bool(done.rowcount)
+
+    def cancel_attempt(self, key: WorkerKey, *, grace: float) -> None:
+        table = worker_attempts.c
+        with self._write() as conn:
+            conn.execute(
+                sa.update(worker_attempts)
+                .where(*_worker_row(key), table.status.in_(("queued", "running")))
+                .values(
+                    cancel_grace=grace,
+                    status=sa.case((table.status == "queued", "cancelled"), else_=table.status),
+                )
+            )
+
+    def lose_attempt(self, key: WorkerKey, *, heartbeat_at: datetime | None) -> bool:
+        table = worker_attempts.c
+        same_beat = (
+            table.heartbeat_at.is_(None)
+            if heartbeat_at is None
+            else (table.heartbeat_at == heartbeat_at)
+        )
+        with self._write() as conn:
+            lost = conn.execute(
+                sa.update(worker_attempts)
+                .where(*_worker_row(key), table.status == "running", same_beat)
+                .values(status="lost")
+            )
+        return bool(lost.rowcount)
+
+    def worker_attempt(self, key: WorkerKey) -> WorkerAttempt:
+        query = sa.select(*_WORKER_COLUMNS).where(*_worker_row(key))
+        with self._read() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            raise NotFound(f"no attempt {_worker_key(key)} was sent to a worker")
+        return WorkerAttempt(*row)
+
+    # --- controls ------------------------------------------------------------------------------
+
+    def mark_task(self, mark: TaskMark, *, owner: str | None = None) -> TaskMark:
+        job = None
+        try:
+            with self._write() as conn:
+                job = _markable_run(conn, mark, resume=owner is not None)
+                if owner is not None:
+                    _refuse_running(conn, job)
+                    _continue_run(conn, mark.run_id, owner=owner, now=mark.at)
+                _set_mark(conn, mark)
+        except exc.IntegrityError as error:
+            raise self._clash(job or "", None, error) from error
+        return replace(mark, at=mark.at.astimezone(UTC))
+
+    def task_marks(self, run_id: int) -> list[TaskMark]:
+        query = sa.select(*_MARK_COLUMNS).where(task_marks.c.run_id == run_id)
+        with self._read() as conn:
+            return [TaskMark(*row) for row in conn.execute(query.order_by(task_marks.c.id))]
+
 
 # --- engines and transactions ------------------------------------------------------------------
 
@@ -1100,3 +1294,125 @@ def _upsert_job(conn: Connection, name: str, values: dict[str, Any], *, exists: 
         conn.execute(sa.update(jobs).where(jobs.c.name == name).values(values))
     else:
         conn.execute(sa.insert(jobs).values(name=name, **values))
+
+
+# --- retention and metrics ---------------------------------------------------------------------
+
+
+def _ended_beyond_newest(keep: int, mine: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    """The ``mine`` jobs' ended runs past their newest ``keep`` (running ones count)."""
+    rank = sa.func.row_number().over(partition_by=runs.c.job, order_by=runs.c.id.desc())
+    ranked = sa.select(*_RUN_COLUMNS, rank.label("rank")).where(mine).subquery()
+    columns = [ranked.c[column.name] for column in _RUN_COLUMNS]
+    return sa.select(*columns).where(ranked.c.rank > keep, ranked.c.status != "running")
+
+
+def _count_by_status(conn: Connection, table: sa.Table) -> dict[str, int]:
+    query = sa.select(table.c.status, sa.func.count()).group_by(table.c.status)
+    return {str(status): int(count) for status, count in conn.execute(query)}
+
+
+# --- workers -----------------------------------------------------------------------------------
+
+_WORKER_COLUMNS = _columns(worker_attempts, WorkerAttempt)
+
+
+def _worker_row(key: WorkerKey) -> tuple[sa.ColumnElement[bool], ...]:
+    table = worker_attempts.c
+    return (table.run_id == key.run_id, table.path == key.path, table.attempt == key.attempt)
+
+
+def _worker_key(key: WorkerKey) -> str:
+    return f"{key.attempt} of task {key.path!r} of run {key.run_id}"
+
+
+# --- controls ----------------------------------------------------------------------------------
+
+
+def _markable_run(conn: Connection, mark: TaskMark, *, resume: bool) -> str:
+    """The job of the run whose failed task ``mark`` names, the run locked; else raise."""
+    query = sa.select(runs.c.job, runs.c.status).where(runs.c.id == mark.run_id)
+    run = conn.execute(query.with_for_update()).first()
+    if run is None:
+        raise _no_run(mark.run_id)
+    status = conn.execute(
+        sa.select(task_runs.c.status).where(
+            task_runs.c.run_id == mark.run_id, task_runs.c.path == mark.path
+        )
+    ).scalar()
+    if status is None:
+        raise NotFound(f"run {mark.run_id} has no task {mark.path!r}")
+    if status != "failed":
+        raise Conflict(
+            f"task {mark.path!r} of run {mark.run_id} is {status}: only a failed task is marked"
+        )
+    if run.status != ("failed" if resume else "running"):
+        raise Conflict(f"run {mark.run_id} is {run.status}: the task cannot be marked now")
+    return str(run.job)
+
+
+def _continue_run(conn: Connection, run_id: int, *, owner: str, now: datetime) -> None:
+    """The failed run back to running, its tasks as they are: its driver sorts them out."""
+    conn.execute(
+        sa.update(runs)
+        .where(runs.c.id == run_id)
+        .values(
+            status="running",
+            retries=runs.c.retries + 1,
+            owner=owner,
+            heartbeat_at=now,
+            finished_at=None,
+        )
+    )
+
+
+def _set_mark(conn: Connection, mark: TaskMark) -> None:
+    conn.execute(
+        sa.update(task_runs)
+        .where(task_runs.c.run_id == mark.run_id, task_runs.c.path == mark.path)
+        .values(status=mark.status, reason="marked")
+    )
+    conn.execute(sa.insert(task_marks).values(asdict(mark)))
+
+
+def _keep_plan(conn: Connection, run_id: int, now: datetime) -> None:
+    """Keep the run's current plan as its next version in ``run_plans``, with the number of
+    attempts each task had made under it."""
+    plan, snapshot = conn.execute(
+        sa.select(runs.c.plan, runs.c.snapshot).where(runs.c.id == run_id)
+    ).one()
+    count = sa.select(sa.func.count()).where(run_plans.c.run_id == run_id)
+    made = sa.select(task_runs.c.path, task_runs.c.attempts).where(task_runs.c.run_id == run_id)
+    conn.execute(
+        sa.insert(run_plans).values(
+            run_id=run_id,
+            version=int(conn.execute(count).scalar() or 0) + 1,
+            plan=plan,
+            snapshot=snapshot,
+            attempts={path: n for path, n in conn.execute(made) if n},
+            replaced_at=now,
+        )
+    )
+
+
+def _align_tasks(conn: Connection, run_id: int, task_paths: Sequence[str]) -> None:
+    """The run's tasks as the new plan has them: succeeded and skipped ones kept, the others
+    with the plan's command (a fix is for the old plan), new ones pending, and those the
+    plan dropped ``skipped`` (reason ``removed``) unless they had succeeded, after the rest."""
+    query = sa.select(task_runs.c.path, task_runs.c.status).where(task_runs.c.run_id == run_id)
+    status = {str(path): str(state) for path, state in conn.execute(query)}
+    wanted = set(task_paths)
+    dropped = [path for path in status if path not in wanted]
+    for position, path in enumerate([*task_paths, *dropped]):
+        values: dict[str, Any] = {"position": position}
+        if status.get(path) not in _KEPT_ON_NEW_PLAN:
+            values["command"] = None
+        if path in wanted and path not in status:
+            _insert_many(
+                conn, task_runs, _TASK_INSERT_COLUMNS, [(run_id, path, position, "pending", 0)]
+            )
+            continue
+        if path not in wanted and status[path] not in _KEPT_ON_NEW_PLAN:
+            values |= {"status": "skipped", "reason": "removed"}
+        key = (task_runs.c.run_id == run_id) & (task_runs.c.path == path)
+        conn.execute(sa.update(task_runs).where(key).values(values))

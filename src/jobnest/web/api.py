@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -24,7 +25,7 @@ from jobnest.errors import InvalidInput, NotFound
 from jobnest.model import schedule
 from jobnest.model.expand import plan_from_dict
 from jobnest.model.job import Job, check_name, job_to_dict
-from jobnest.store.base import RunRecord
+from jobnest.store.base import MARKS, RunRecord, plan_version_of
 from jobnest.web import task_logs
 from jobnest.web.deps import DaemonDep, JobName, RunId, TaskPath, read_json, task_path
 from jobnest.web.layouts import View, job_layout, run_layout
@@ -32,15 +33,20 @@ from jobnest.web.models import (
     ERRORS,
     JOB_REF,
     AttemptOut,
+    ChangesOut,
     FixOut,
     JobList,
     JobSummary,
     PlanOut,
+    PlanVersionOut,
+    RetentionOut,
     RunBrief,
     RunDetail,
     RunOut,
     RunPage,
+    ScheduleOut,
 )
+from jobnest.web.policy import Identity
 
 router = APIRouter(prefix="/api", responses=ERRORS)
 router.include_router(task_logs.router)
@@ -62,6 +68,20 @@ COMMAND_BODY: dict[str, Any] = {
                     "type": "object",
                     "required": ["command"],
                     "properties": {"command": {"type": "string", "minLength": 1}},
+                }
+            }
+        },
+    }
+}
+MARK_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["status"],
+                    "properties": {"status": {"type": "string", "enum": list(MARKS)}},
                 }
             }
         },
@@ -200,13 +220,22 @@ async def task_attempts(run_id: RunId, path: TaskPath, daemon: DaemonDep) -> lis
     attempts = daemon.store.attempts(run_id, path)
     if not attempts and path not in {task.path for task in daemon.store.tasks(run_id)}:
         raise NotFound(f"run {run_id} has no task {path!r}")
-    return [AttemptOut.of(attempt) for attempt in attempts]
+    versions = daemon.store.plan_versions(run_id)
+    return [
+        AttemptOut.of(a).model_copy(
+            update={"plan_version": plan_version_of(versions, path, a.number)}
+        )
+        for a in attempts
+    ]
 
 
 @router.post("/runs/{run_id}/retry", tags=["runs"])
-async def retry_run(run_id: RunId, daemon: DaemonDep) -> RunDetail:
-    """Re-run the failed tasks and what follows them, in the same plan; 409 unless failed."""
-    return _detail(daemon, daemon.retry(run_id))
+async def retry_run(run_id: RunId, daemon: DaemonDep, current: bool = False) -> RunDetail:
+    """Re-run the failed tasks and what follows them, in the same plan; 409 unless failed.
+
+    With ``current``, in a plan of the current definitions instead (see ``/changes``):
+    succeeded tasks are kept, the others take their current definition."""
+    return _detail(daemon, daemon.retry(run_id, current=current))
 
 
 @router.post("/runs/{run_id}/cancel", tags=["runs"], status_code=202)
@@ -222,6 +251,98 @@ async def fix_command(run_id: RunId, path: TaskPath, request: Request, daemon: D
     if not isinstance(body, dict) or not isinstance(body.get("command"), str):
         raise InvalidInput(f'the body must be {{"command": "<new command>"}}, got {body!r:.80}')
     return FixOut.of(daemon.fix_command(run_id, path, body["command"]))
+
+
+# --- day-to-day controls: pause and resume, retention -----------------------------------------
+
+
+@router.post("/jobs/{name}/pause", tags=["jobs"])
+async def pause_job(name: JobName, daemon: DaemonDep) -> ScheduleOut:
+    """Pause the job's schedule: its slots are recorded as skipped (``paused``)."""
+    daemon.pause(name)
+    return ScheduleOut(job=name, paused=True)
+
+
+@router.post("/jobs/{name}/resume", tags=["jobs"])
+async def resume_job(name: JobName, daemon: DaemonDep, catch_up: bool = False) -> ScheduleOut:
+    """Resume the job's schedule from now on. Slots missed while paused stay skipped unless
+    ``catch_up``: then the newest of them runs now (409 if a run is in progress)."""
+    run = daemon.resume(name, catch_up=catch_up)
+    return ScheduleOut(job=name, paused=False, run=RunOut.of(run) if run else None)
+
+
+@router.get("/runs/{run_id}/changes", tags=["runs"])
+async def run_changes(run_id: RunId, daemon: DaemonDep) -> ChangesOut:
+    """Which jobs changed since the run's snapshot, task by task: what a retry with
+    ``current=true`` would take. 404 when the run's job no longer exists."""
+    return ChangesOut.of(run_id, daemon.changes(run_id))
+
+
+@router.get("/runs/{run_id}/plans", tags=["runs"])
+async def run_plans(run_id: RunId, daemon: DaemonDep) -> list[PlanVersionOut]:
+    """The plans the run used, oldest first (several after retries with current
+    definitions); each attempt tells its ``plan_version``."""
+    return [PlanVersionOut.model_validate(asdict(v)) for v in daemon.store.plan_versions(run_id)]
+
+
+@router.get("/retention", tags=["retention"])
+async def retention_preview(daemon: DaemonDep) -> RetentionOut:
+    """The runs the retention policy would remove now, and the disk usage of the logs."""
+    return _retention(daemon, dry_run=True)
+
+
+@router.post("/retention/sweep", tags=["retention"])
+async def retention_sweep(daemon: DaemonDep) -> RetentionOut:
+    """Remove the ended runs the retention policy lets go, with their logs, now."""
+    return _retention(daemon, dry_run=False)
+
+
+def _retention(daemon: Daemon, *, dry_run: bool) -> RetentionOut:
+    swept = daemon.sweep(dry_run=dry_run)
+    policy = daemon.settings.retention
+    return RetentionOut(
+        dry_run=dry_run,
+        runs=[RunOut.of(run) for run in swept.runs],
+        freed_bytes=swept.freed_bytes,
+        log_bytes=swept.log_bytes,
+        max_age_days=policy.max_age_days,
+        max_runs_per_job=policy.max_runs_per_job,
+    )
+
+
+# --- day-to-day controls: kill one task, mark a failed task ----------------------------------
+
+
+@router.post("/runs/{run_id}/tasks/{path:path}/kill", tags=["runs"], status_code=202)
+async def kill_task(run_id: RunId, path: TaskPath, daemon: DaemonDep) -> RunDetail:
+    """Stop one running task (SIGTERM, grace, SIGKILL): it ends ``failed``, reason ``killed``;
+    what depends on it becomes ``upstream_failed``, the rest of the run goes on."""
+    return _detail(daemon, daemon.kill_task(run_id, path))
+
+
+@router.post("/runs/{run_id}/tasks/{path:path}/mark", tags=["runs"], openapi_extra=MARK_BODY)
+async def mark_task(
+    run_id: RunId, path: TaskPath, request: Request, daemon: DaemonDep
+) -> RunDetail:
+    """Count a failed task as ``succeeded`` or ``skipped`` (who and when are recorded); what
+    depends on it runs, and a failed run goes back to ``running``."""
+    body = await read_json(request)
+    if not isinstance(body, dict) or body.get("status") not in MARKS:
+        raise InvalidInput(
+            f'the body must be {{"status": "succeeded" | "skipped"}}, got {body!r:.80}'
+        )
+    daemon.mark_task(run_id, path, body["status"], by=_who(request))
+    return _detail(daemon, daemon.store.get_run(run_id))
+
+
+def _who(request: Request) -> str:
+    """Who asks, for the record: the API token's name, a login session, or ``local``."""
+    identity = request.scope.get("state", {}).get("identity")
+    if isinstance(identity, Identity) and identity.token is not None:
+        return f"token:{identity.token.name}"
+    if isinstance(identity, Identity) and identity.via == "session":
+        return "session"
+    return "local"
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -261,6 +382,7 @@ def _summary(daemon: Daemon, job: Job, now: datetime) -> JobSummary:
         next_run=daemon.next_run(job, now),
         last_run=_brief(last[0]) if last else None,
         tasks=len(job.tasks),
+        paused=daemon.is_paused(job.name),
     )
 
 
@@ -284,5 +406,9 @@ def _page(daemon: Daemon, job: str | None, limit: int, offset: int) -> RunPage:
 def _detail(daemon: Daemon, run: RunRecord) -> RunDetail:
     store = daemon.store
     return RunDetail.of_all(
-        run, store.tasks(run.id), store.command_fixes(run.id), store.notifications(run.id)
+        run,
+        store.tasks(run.id),
+        store.command_fixes(run.id),
+        store.notifications(run.id),
+        store.task_marks(run.id),
     )

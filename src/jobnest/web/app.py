@@ -18,7 +18,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
 
@@ -31,6 +31,7 @@ from jobnest.web.models import JOB_SCHEMA, Health
 from jobnest.web.templating import STATIC
 
 log = logging.getLogger(__name__)
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 STATUS: list[tuple[type[JobnestError], int]] = [
     (NotFound, 404),
@@ -65,6 +66,7 @@ def create_app(daemon: Daemon) -> FastAPI:
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_api_route("/healthz", healthz, methods=["GET"], response_model=Health, tags=["health"])
+    app.add_api_route("/metrics", metrics, methods=["GET"], tags=["health"])
     app.add_exception_handler(JobnestError, _jobnest_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
@@ -73,9 +75,14 @@ def create_app(daemon: Daemon) -> FastAPI:
 
 
 async def healthz(daemon: DaemonDep) -> Health:
-    """Alive, and the database answers."""
+    """Alive, the database answers, and when the scheduler last ticked."""
     daemon.store.list_runs(limit=1)
-    return Health(status="ok")
+    return Health(status="ok", last_tick=daemon.metrics.last_tick)
+
+
+async def metrics(daemon: DaemonDep) -> PlainTextResponse:
+    """Prometheus's text format: runs, tasks, queue wait, scheduler lag, notifications."""
+    return PlainTextResponse(daemon.metrics_text(), media_type=PROMETHEUS_TEXT)
 
 
 def error(status: int, message: str, **details: Any) -> JSONResponse:

@@ -7,11 +7,14 @@ which names the job, the task and the reason of every error.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from jobnest.model.changes import JobDiff
 from jobnest.model.expand import PlanGraph, plan_to_dict
 from jobnest.model.job import MAX_NAME, MISFIRE_POLICIES, NOTIFY_EVENTS
 from jobnest.store.base import (
@@ -19,6 +22,7 @@ from jobnest.store.base import (
     CommandFix,
     NotificationRecord,
     RunRecord,
+    TaskMark,
     TaskRecord,
 )
 
@@ -61,6 +65,8 @@ TASK_SCHEMA: dict[str, Any] = {
         "retry_delay": _SECONDS,
         "backoff": {"type": "number", "minimum": 1},
         "host": {"type": "string", "minLength": 1, "description": "run over SSH"},
+        "pool": {"type": "string", "minLength": 1, "description": "a named pool's slot"},
+        "queue": {"type": "string", "minLength": 1, "description": "run on a Celery worker"},
     },
 }
 JOB_SCHEMA: dict[str, Any] = {
@@ -84,6 +90,11 @@ JOB_SCHEMA: dict[str, Any] = {
         },
         "workdir": {"type": "string"},
         "notes": {"type": "string"},
+        "max_parallel": {"type": "integer", "minimum": 1, "description": "tasks at once"},
+        "run_timeout": {"type": "number", "exclusiveMinimum": 0, "description": "cancel after"},
+        "keep_runs": {"type": "integer", "minimum": 1, "description": "retention: newest runs"},
+        "keep_days": {"type": "number", "exclusiveMinimum": 0, "description": "retention: days"},
+        "queue": {"type": "string", "minLength": 1, "description": "its tasks' Celery queue"},
     },
 }
 JOB_REF = {"$ref": "#/components/schemas/JobDefinition"}
@@ -111,6 +122,7 @@ class JobSummary(BaseModel):
     next_run: datetime | None
     last_run: RunBrief | None
     tasks: int
+    paused: bool = False  # the schedule is paused: its slots are skipped
 
 
 class JobList(BaseModel):
@@ -181,6 +193,7 @@ class AttemptOut(BaseModel):
     command: str
     stdout_size: int | None
     stderr_size: int | None
+    plan_version: int = 1  # the run's plan it ran under (see /api/runs/{id}/plans)
 
     @classmethod
     def of(cls, attempt: AttemptRecord) -> AttemptOut:
@@ -208,6 +221,19 @@ class FixOut(BaseModel):
     @classmethod
     def of(cls, fix: CommandFix) -> FixOut:
         return cls(path=fix.path, old=fix.old, new=fix.new, at=fix.at)
+
+
+class MarkOut(BaseModel):
+    """A failed task a user marked ``succeeded`` or ``skipped``: who and when."""
+
+    path: str
+    status: str
+    by: str
+    at: datetime
+
+    @classmethod
+    def of(cls, mark: TaskMark) -> MarkOut:
+        return cls(path=mark.path, status=mark.status, by=mark.by, at=mark.at)
 
 
 class NotificationOut(BaseModel):
@@ -247,6 +273,7 @@ class RunDetail(RunOut):
     tasks: list[TaskOut]
     fixes: list[FixOut]
     notifications: list[NotificationOut]
+    marks: list[MarkOut] = []
 
     @classmethod
     def of_all(
@@ -255,12 +282,14 @@ class RunDetail(RunOut):
         tasks: list[TaskRecord],
         fixes: list[CommandFix],
         notifications: list[NotificationRecord],
+        marks: Sequence[TaskMark] = (),
     ) -> RunDetail:
         return cls(
             **RunOut.of(run).model_dump(),
             tasks=[TaskOut.of(task) for task in tasks],
             fixes=[FixOut.of(fix) for fix in fixes],
             notifications=[NotificationOut.of(note) for note in notifications],
+            marks=[MarkOut.of(mark) for mark in marks],
         )
 
 
@@ -323,6 +352,67 @@ def _parent(group: str, starts: set[str]) -> str | None:
 
 class Health(BaseModel):
     status: str
+    last_tick: datetime | None = None  # the scheduler's latest tick; None: none yet
+
+
+# --- day-to-day controls: pause and resume, retention ------------------------------------------
+
+
+class ScheduleOut(BaseModel):
+    """A job's schedule after pause or resume, and the run a catch-up started."""
+
+    job: str
+    paused: bool
+    run: RunOut | None = None
+
+
+class FieldDiffOut(BaseModel):
+    name: str
+    before: Any
+    after: Any
+
+
+class TaskDiffOut(BaseModel):
+    name: str
+    change: Literal["added", "removed", "changed"]
+    fields: list[FieldDiffOut]
+
+
+class JobDiffOut(BaseModel):
+    job: str
+    change: Literal["added", "removed", "changed"]
+    tasks: list[TaskDiffOut]
+    fields: list[FieldDiffOut]  # job-level: schedule, workdir, ...
+
+
+class ChangesOut(BaseModel):
+    """The jobs that changed since a run's snapshot; empty when none did."""
+
+    run_id: int
+    jobs: list[JobDiffOut]
+
+    @classmethod
+    def of(cls, run_id: int, diffs: list[JobDiff]) -> ChangesOut:
+        return cls.model_validate({"run_id": run_id, "jobs": [asdict(d) for d in diffs]})
+
+
+class PlanVersionOut(BaseModel):
+    """A plan the run used; the last one is current (``replaced_at`` null)."""
+
+    version: int
+    replaced_at: datetime | None
+    attempts: dict[str, int]  # path -> attempts made under this plan and those before
+
+
+class RetentionOut(BaseModel):
+    """What a retention sweep removed (or, dry, would remove), and the logs' disk usage."""
+
+    dry_run: bool
+    runs: list[RunOut]
+    freed_bytes: int
+    log_bytes: int  # every log folder, before the sweep
+    max_age_days: float | None
+    max_runs_per_job: int | None
 
 
 # Declared on every /api route: 401 too, which the authentication middleware answers.

@@ -42,6 +42,7 @@ class JobRow:
     zone: str
     next_run: datetime | None
     last: RunRecord | None
+    paused: bool = False
 
     @property
     def status(self) -> str:
@@ -71,6 +72,7 @@ async def job_page(request: Request, name: str, daemon: DaemonDep) -> HTMLRespon
         "recent": daemon.store.list_runs(name, limit=5),
         "zone": str(daemon.zone),
         "words": _words(job.schedule),
+        "paused": daemon.is_paused(name),
     }
     return page(request, "job.html", **context)
 
@@ -119,6 +121,7 @@ def _row(daemon: Daemon, job: Job, now: datetime) -> JobRow:
         zone=job.timezone or str(daemon.zone),
         next_run=daemon.next_run(job, now),
         last=last[0] if last else None,
+        paused=daemon.is_paused(job.name),
     )
 
 

@@ -48,6 +48,19 @@ document.addEventListener("DOMContentLoaded", () => {
     else jn.show(error, jn.message(result));
   });
 
+  // The logs' disk usage and what retention would remove, measured when asked.
+  document.getElementById("storage").addEventListener("toggle", async (event) => {
+    if (!event.target.open) return;
+    const text = document.getElementById("storage-text");
+    const result = await jn.api("GET", "/api/retention");
+    if (!result.ok) return (text.textContent = jn.message(result));
+    const d = result.data, mb = (bytes) => `${(bytes / 1e6).toFixed(1)} MB`;
+    const age = d.max_age_days ? `${d.max_age_days} days` : "no age limit";
+    const count = d.max_runs_per_job ? `${d.max_runs_per_job} runs per job` : "no count limit";
+    text.textContent = `Logs use ${mb(d.log_bytes)}. Retention keeps ${age}, ${count}: ` +
+      `the next sweep removes ${d.runs.length} run(s), ${mb(d.freed_bytes)} of logs.`;
+  });
+
   // Live: a run starting or ending updates its job's status.
   if (!table) return;
   const events = new EventSource("/api/events");

@@ -387,12 +387,17 @@ class JobPage {
     const on = [...form.querySelectorAll('input[name="on"]:checked')].map((box) => box.value);
     if (!email.length && on.length === 1 && on[0] === "failure") delete definition.notify;
     else definition.notify = { email, on };
+    const notes = f.notes.value.trim();
+    if (notes) definition.notes = notes; else delete definition.notes;
     return definition;
   }
 
   async saveSettings(form) {
     if (!(await this.save(this.settingsFrom(form), form))) return;
     form.querySelector(".saved").textContent = "Saved.";
+    const notes = document.getElementById("job-notes");
+    notes.textContent = this.definition.notes || "";
+    notes.hidden = !this.definition.notes;
     const summary = await jn.api("GET", "/api/jobs");
     const mine = summary.ok && summary.data.jobs.find((j) => j.name === this.definition.name);
     const line = document.getElementById("job-schedule");
@@ -416,6 +421,18 @@ class JobPage {
     }
   }
 
+  // Pause or resume the schedule; a resume may catch up the newest slot missed meanwhile.
+  async setPaused(paused) {
+    const catchUp = document.getElementById("catch-up").checked;
+    const action = paused ? "pause" : `resume?catch_up=${catchUp}`;
+    const result = await jn.api("POST", `${this.url}/${action}`);
+    if (!result.ok) return jn.show(document.getElementById("job-error"), jn.message(result));
+    document.getElementById("job-error").hidden = true;
+    for (const id of ["job-paused", "resume-job", "catch-up-label"]) document.getElementById(id).hidden = !paused;
+    document.getElementById("pause-job").hidden = paused;
+    if (result.data.run) location.assign(`/runs/${result.data.run.id}`);
+  }
+
   async deleteJob() {
     const name = this.definition.name;
     if (!(await jn.confirm(`Delete job “${name}”? Its runs stay in the history.`, "Delete job"))) return;
@@ -427,6 +444,8 @@ class JobPage {
   bind() {
     document.getElementById("start-run").addEventListener("click", () => this.startRun());
     document.getElementById("delete-job").addEventListener("click", () => this.deleteJob());
+    document.getElementById("pause-job").addEventListener("click", () => this.setPaused(true));
+    document.getElementById("resume-job").addEventListener("click", () => this.setPaused(false));
     document.getElementById("add-task").addEventListener("click", () => this.openEditor(null, "command"));
     document.getElementById("add-ref").addEventListener("click", () => this.openEditor(null, "ref"));
     document.getElementById("task-list").addEventListener("click", (e) => {

@@ -1,6 +1,7 @@
 // The run page: the plan with live task states (server-sent events), references that open
 // where something failed and close again once all went well, each task's attempts and
-// output, retry, cancel, and fixing a failed task's command before retrying.
+// output, retry, cancel, and fixing a failed task's command before retrying; killing one
+// running task, and marking a failed one succeeded or skipped (who and when are shown).
 "use strict";
 
 const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
@@ -41,6 +42,7 @@ class RunPage {
     const result = await jn.api("GET", `/api/runs/${this.id}`);
     if (!result.ok) return jn.show(document.getElementById("run-error"), jn.message(result));
     this.states = new RunStates(result.data.tasks);
+    this.marks = new Map((result.data.marks || []).map((m) => [m.path, m]));
     this.setRunStatus(result.data.status, result.data.finished_at);
     await this.graph.reload();
     this.listFailed();
@@ -120,6 +122,7 @@ class RunPage {
     this.status = status;
     document.getElementById("run-status").innerHTML = jn.badge(status);
     document.getElementById("retry-run").hidden = status !== "failed";
+    document.getElementById("retry-current").hidden = status !== "failed";
     document.getElementById("cancel-run").hidden = status !== "running";
     const span = document.getElementById("run-duration");
     span.dataset.end = TERMINAL.has(status) ? (finishedAt || span.dataset.end || new Date().toISOString()) : "";
@@ -150,7 +153,9 @@ class RunPage {
     document.getElementById("task-title").textContent = `Task ${path.slice(path.lastIndexOf("/") + 1)}`;
     document.getElementById("task-path").textContent = path;
     document.getElementById("task-status").innerHTML = jn.badge(task.status);
-    document.getElementById("task-reason").textContent = task.reason ? `why: ${task.reason.replace(/_/g, " ")}` : "";
+    const why = task.status === "queued" ? "waiting for" : "why";
+    document.getElementById("task-reason").textContent = task.reason ? `${why}: ${task.reason.replace(/_/g, " ")}` : "";
+    this.showControls(path, task);
     const attempts = await jn.api("GET", `/api/runs/${this.id}/tasks/${jn.path(path)}/attempts`);
     if (path !== this.selectedPath) return;
     const list = attempts.ok ? attempts.data : [];
@@ -158,6 +163,16 @@ class RunPage {
     this.showFix(task, list);
     this.showLog(path, task, list);
     this.listFailed();
+  }
+
+  showControls(path, task) {
+    const mark = this.marks && this.marks.get(path);
+    const note = document.getElementById("task-mark");
+    jn.show(note, mark ? `Marked ${mark.status} by ${mark.by}, ${jn.formatTime(mark.at)}` : "");
+    document.getElementById("kill-task").hidden = task.status !== "running";
+    const markable = task.status === "failed" && this.status !== "cancelled";
+    document.getElementById("mark-succeeded").hidden = !markable;
+    document.getElementById("mark-skipped").hidden = !markable;
   }
 
   showAttempts(list) {
@@ -210,10 +225,40 @@ class RunPage {
     document.getElementById("retry-run").hidden = true; // the run's events tell the rest
   }
 
+  // Show which jobs changed since the run's snapshot; retry in the current plan if confirmed.
+  async retryCurrent() {
+    const error = document.getElementById("run-error");
+    const changes = await jn.api("GET", `/api/runs/${this.id}/changes`);
+    if (!changes.ok) return jn.show(error, jn.message(changes));
+    const text = "Retry what has not succeeded with the current definitions?\n\n" + changeLines(changes.data.jobs).join("\n");
+    if (!(await jn.confirm(text, "Retry with these"))) return;
+    const result = await jn.api("POST", `/api/runs/${this.id}/retry?current=true`);
+    if (!result.ok) return jn.show(error, jn.message(result));
+    jn.show(error, "");
+    for (const id of ["retry-run", "retry-current"]) document.getElementById(id).hidden = true;
+  }
+
   async cancel() {
     if (!(await jn.confirm("Cancel this run? Its running tasks are stopped.", "Cancel run"))) return;
     const result = await jn.api("POST", `/api/runs/${this.id}/cancel`);
     if (!result.ok) jn.show(document.getElementById("run-error"), jn.message(result));
+  }
+
+  async kill() {
+    const path = this.selectedPath;
+    if (!(await jn.confirm(`Kill task ${path}? It ends failed; the rest of the run goes on.`, "Kill task"))) return;
+    const result = await jn.api("POST", `/api/runs/${this.id}/tasks/${jn.path(path)}/kill`);
+    jn.show(document.getElementById("task-error"), result.ok ? "" : jn.message(result));
+  }
+
+  async mark(status) {
+    const path = this.selectedPath;
+    const result = await jn.api("POST", `/api/runs/${this.id}/tasks/${jn.path(path)}/mark`, { status });
+    jn.show(document.getElementById("task-error"), result.ok ? "" : jn.message(result));
+    if (!result.ok) return;
+    // only the marks: task states arrive as events, and a reload here could undo newer ones
+    this.marks = new Map(result.data.marks.map((m) => [m.path, m]));
+    if (this.selectedPath === path) this.selectTask(path);
   }
 
   async fix(event) {
@@ -231,8 +276,12 @@ class RunPage {
 
   bind() {
     document.getElementById("retry-run").addEventListener("click", () => this.retry());
+    document.getElementById("retry-current").addEventListener("click", () => this.retryCurrent());
     document.getElementById("cancel-run").addEventListener("click", () => this.cancel());
     document.getElementById("fix").addEventListener("submit", (e) => this.fix(e));
+    document.getElementById("kill-task").addEventListener("click", () => this.kill());
+    document.getElementById("mark-succeeded").addEventListener("click", () => this.mark("succeeded"));
+    document.getElementById("mark-skipped").addEventListener("click", () => this.mark("skipped"));
     document.getElementById("failed-list").addEventListener("click", (e) => {
       const button = e.target.closest("button[data-path]");
       if (button) this.revealTask(button.dataset.path);
@@ -241,3 +290,15 @@ class RunPage {
 }
 
 document.addEventListener("DOMContentLoaded", () => { window.runPage = new RunPage(); });
+
+// The per-job diff of /api/runs/{id}/changes, a line per job and per task.
+function changeLines(jobs) {
+  if (!jobs.length) return ["No job changed since the run started."];
+  const fields = (list) => list.map((f) => `${f.name}: ${JSON.stringify(f.before)} → ${JSON.stringify(f.after)}`).join(", ");
+  const lines = [];
+  for (const job of jobs) {
+    lines.push(`job “${job.job}” ${job.change}` + (job.fields.length ? `: ${fields(job.fields)}` : ""));
+    for (const task of job.tasks) lines.push(`  task “${task.name}” ${task.change}` + (task.fields.length ? `: ${fields(task.fields)}` : ""));
+  }
+  return lines;
+}
