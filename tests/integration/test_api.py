@@ -7,7 +7,7 @@ import os
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ import pytest
 from jobnest.config import Settings, load_settings
 from jobnest.daemon import Daemon
 from jobnest.errors import StoreError
+from jobnest.files import load_jobs
 from jobnest.runner import Runner
 from jobnest.store.sql import SQLStore
 from jobnest.web import create_app
@@ -611,3 +612,33 @@ def dead_owner() -> str:
         os._exit(0)
     os.waitpid(pid, 0)
     return f"{socket.gethostname()}:{pid}"
+
+
+async def test_export_downloads_yaml_that_loads_back(api: Api, tmp_path: Path) -> None:
+    await api.put(job("child", cmd("x", "echo x")))
+    await api.put(job("parent", ref("c", "child")))
+    await api.put(job("other", cmd("y", "true")))
+    one = await api.client.get("/api/export", params={"name": "parent"})
+    assert one.status_code == 200
+    assert one.headers["content-type"].startswith("application/yaml")
+    assert "attachment" in one.headers["content-disposition"]
+    saved = tmp_path / "exported.yml"
+    saved.write_text(one.text)
+    assert sorted(load_jobs([saved])) == ["child", "parent"]
+    everything = await api.client.get("/api/export")
+    assert "name: other" in everything.text
+    missing = await api.client.get("/api/export", params={"name": "ghost"})
+    assert missing.status_code == 404
+    assert "'ghost'" in missing.json()["error"]
+
+
+async def test_hosts_lists_the_ssh_config_aliases(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "ssh_config"
+    config.write_text("Host box\n  HostName 127.0.0.1\n  User deploy\n  Port 2222\n")
+    monkeypatch.setattr(api.daemon, "settings", replace(api.daemon.settings, ssh_config=config))
+    hosts = (await api.client.get("/api/hosts")).json()
+    assert [(h["alias"], h["hostname"], h["user"], h["port"]) for h in hosts] == [
+        ("box", "127.0.0.1", "deploy", 2222)
+    ]

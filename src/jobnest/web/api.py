@@ -22,6 +22,8 @@ from fastapi.responses import JSONResponse
 
 from jobnest.daemon import Daemon
 from jobnest.errors import InvalidInput, NotFound
+from jobnest.executors.ssh_hosts import SSHHosts
+from jobnest.importers.export import dump_jobs, select_jobs
 from jobnest.model import schedule
 from jobnest.model.expand import plan_from_dict
 from jobnest.model.job import Job, check_name, job_to_dict
@@ -87,6 +89,10 @@ MARK_BODY: dict[str, Any] = {
         },
     }
 }
+YAML_RESPONSE = {
+    "description": "Job definitions as YAML",
+    "content": {"application/yaml": {"schema": {"type": "string"}}},
+}
 JOB_RESPONSE = {
     "description": "The job definition",
     "content": {"application/json": {"schema": JOB_REF}},
@@ -106,6 +112,28 @@ async def list_jobs(daemon: DaemonDep) -> JobList:
 async def get_job(name: JobName, daemon: DaemonDep) -> JSONResponse:
     """The job's definition."""
     return JSONResponse(job_to_dict(daemon.job(name)))
+
+
+@router.get("/export", tags=["jobs"], responses={200: YAML_RESPONSE}, response_class=Response)
+async def export_jobs(
+    daemon: DaemonDep, name: Annotated[list[str] | None, Query()] = None
+) -> Response:
+    """Jobs as YAML that ``jobnest run`` and ``serve --jobs`` load back unchanged.
+
+    Every job, or the named ones with every job they reference.
+    """
+    names = [daemon.job(check_name(each, "job")).name for each in name or []]
+    return Response(
+        dump_jobs(select_jobs(daemon.jobs(), names)),
+        media_type="application/yaml",
+        headers={"Content-Disposition": 'attachment; filename="jobs.yml"'},
+    )
+
+
+@router.get("/hosts", tags=["hosts"])
+async def list_hosts(daemon: DaemonDep) -> list[dict[str, Any]]:
+    """The host aliases of the SSH config, as tasks' ``host:`` reaches them."""
+    return [asdict(entry) for entry in SSHHosts.from_settings(daemon.settings).entries()]
 
 
 @router.put(
