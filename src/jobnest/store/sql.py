@@ -13,6 +13,7 @@ run per job", is also a partial unique index, so a race on PostgreSQL ends in th
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -128,19 +129,23 @@ class SQLStore(Store):
             StoreError: the database cannot be opened or migrated, or its schema is older
                 (without ``upgrade``) or newer than this code's; the message says what to do.
         """
-        store = cls(_create_engine(url))
-        try:
-            if upgrades_on_open(url) if upgrade is None else upgrade:
-                migrations.upgrade(store._writer)
-            with store._engine.connect() as conn:
-                migrations.check(conn)
-        except (CommandError, exc.SQLAlchemyError) as error:
-            store.close()
-            raise StoreError(f"cannot open the database {_safe(url)}: {error}") from error
-        except StoreError as error:
-            store.close()
-            raise StoreError(f"{_safe(url)}: {error}") from error
+        with _opening(url):
+            store = cls(_create_engine(url))
+            try:
+                store._prepare(url, upgrade)
+            except (CommandError, exc.SQLAlchemyError) as error:
+                store.close()
+                raise StoreError(f"cannot open the database {_safe(url)}: {error}") from error
+            except StoreError as error:
+                store.close()
+                raise StoreError(f"{_safe(url)}: {error}") from error
         return store
+
+    def _prepare(self, url: str, upgrade: bool | None) -> None:
+        if upgrades_on_open(url) if upgrade is None else upgrade:
+            migrations.upgrade(self._writer)
+        with self._engine.connect() as conn:
+            migrations.check(conn)
 
     @classmethod
     def upgrade(cls, url: str) -> str | None:
@@ -865,6 +870,34 @@ class SQLStore(Store):
 
 
 # --- engines and transactions ------------------------------------------------------------------
+
+
+@contextmanager
+def _opening(url: str) -> Iterator[None]:
+    """Hold a lock beside a SQLite file while it is opened and migrated.
+
+    Switching a new file to WAL and migrating it take the database whole: two processes
+    opening one fresh home at once would otherwise see "database is locked" (the busy
+    timeout does not cover a journal-mode switch). Nothing to do for other databases.
+    """
+    path = _sqlite_file(url)
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(f"{path}.open-lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _sqlite_file(url: str) -> Path | None:
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
 
 
 def upgrades_on_open(url: str) -> bool:
