@@ -881,10 +881,9 @@ def _opening(url: str) -> Iterator[None]:
     timeout does not cover a journal-mode switch). Nothing to do for other databases.
     """
     path = _sqlite_file(url)
-    if path is None:
+    if path is None or not path.parent.is_dir():  # no file: opening it fails, unlocked
         yield
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(f"{path}.open-lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
