@@ -26,7 +26,7 @@ def test_the_smoke_suite_reports_every_workload_in_markdown_and_json(tmp_path: P
     assert results["mode"] == "smoke"
     assert {row["workload"] for row in results["rows"]} == MEASURED
     assert {pending["workload"] for pending in results["pending"]} == PENDING
-    assert all(len(row["a"]) == len(row["b"]) == 1 for row in results["rows"])
+    assert all(len(row["a"]) == len(row["b"]) >= 1 for row in results["rows"])
     assert set(results["machine"]) >= {"cpu", "memory", "kernel", "python", "data directory"}
     table = (out / "latest.md").read_text()
     assert all(f"| {workload} |" in table for workload in MEASURED | PENDING)
