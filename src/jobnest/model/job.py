@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from jobnest.errors import InvalidJob, InvalidSchedule
 from jobnest.model import graph, schedule
 
 MAX_NAME = 128
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc, exactly
 MAX_URL = 2048
 Misfire = Literal["skip", "run_once", "run_all"]
 MISFIRE_POLICIES: tuple[Misfire, ...] = ("skip", "run_once", "run_all")
@@ -67,7 +69,7 @@ def check_name(value: object, what: str) -> str:
         )
     if "/" in value:
         raise InvalidJob(f"{what} name {value!r} contains '/', which joins expanded names")
-    if any(unicodedata.category(ch) == "Cc" for ch in value):
+    if CONTROL.search(value):
         raise InvalidJob(f"{what} name {value!r} contains a control character")
     return value
 
