@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from jobnest.model.run import Reason
+
 STDOUT = "stdout"
 STDERR = "stderr"
 EXIT = "exit"  # the exit code, written by the attempt's wrapper when the command ends
@@ -82,3 +84,18 @@ class Executor(ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional for executors
         """Release connections and the like."""
+
+
+def reason_of(exit_code: int | None, sig: int | None) -> Reason | None:
+    """Why an attempt that ended by itself failed; None when it succeeded."""
+    if sig is not None:
+        return "signal"
+    return "exit_code" if exit_code else None
+
+
+def output_size(path: Path) -> int:
+    """The size of an attempt's output file; 0 when it was never written."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0

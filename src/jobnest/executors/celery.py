@@ -27,13 +27,20 @@ import logging
 import os
 from contextlib import suppress
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from celery import Celery
 
 from jobnest.errors import StoreError
-from jobnest.executors.base import STDERR, STDOUT, AttemptSpec, Executor, Handle, Outcome
+from jobnest.executors.base import (
+    STDERR,
+    STDOUT,
+    AttemptSpec,
+    Executor,
+    Handle,
+    Outcome,
+    output_size,
+)
 from jobnest.executors.router import failed_start
 from jobnest.executors.worker import outcome_from_dict, serve, spec_to_dict
 from jobnest.model.run import Reason
@@ -115,7 +122,7 @@ class CeleryExecutor(Executor):
         self.owns_store = owns_store  # close() closes the store too
 
     async def start(self, spec: AttemptSpec) -> Handle:
-        started_at = _now()
+        started_at = datetime.now(UTC)
         key = attempt_key(spec)
         if key is None or spec.queue is None:
             return failed_start(spec, started_at, "the attempt has no run, task or queue to send")
@@ -211,10 +218,10 @@ class CeleryHandle(Handle):
         log.warning("attempt %s: %s", self._key, reason)
         return Outcome(
             started_at=self._started_at,
-            finished_at=_now(),
+            finished_at=datetime.now(UTC),
             reason=reason,
-            stdout_size=_size(self._log_dir / STDOUT),
-            stderr_size=_size(self._log_dir / STDERR),
+            stdout_size=output_size(self._log_dir / STDOUT),
+            stderr_size=output_size(self._log_dir / STDERR),
         )
 
 
@@ -227,14 +234,3 @@ def attempt_key(spec: AttemptSpec) -> WorkerKey | None:
         )
     except (KeyError, ValueError):
         return None
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)

@@ -26,10 +26,20 @@ from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
-from jobnest.executors.base import EXIT, PID, STDERR, STDOUT, AttemptSpec, Executor, Handle, Outcome
+from jobnest.executors.base import (
+    EXIT,
+    PID,
+    STDERR,
+    STDOUT,
+    AttemptSpec,
+    Executor,
+    Handle,
+    Outcome,
+    output_size,
+    reason_of,
+)
 from jobnest.executors.stopping import Stopping
 from jobnest.executors.wrapper import group_alive, split_status, wrapper_argv, write_exit
-from jobnest.model.run import Reason
 
 POLL_INTERVAL = 0.05  # seconds between looks at a signalled group's leftovers
 
@@ -42,7 +52,7 @@ class LocalExecutor(Executor):
         self._pids: set[int] = set()  # wrappers started and not yet reaped
 
     async def start(self, spec: AttemptSpec) -> Handle:
-        started_at = _now()
+        started_at = datetime.now(UTC)
         started = asyncio.get_running_loop().time()
         try:
             process = _spawn(spec)
@@ -117,12 +127,12 @@ class LocalHandle(Stopping, Handle):
         exit_code, sig = split_status(returncode)
         return Outcome(
             started_at=self._started_at,
-            finished_at=_now(),
+            finished_at=datetime.now(UTC),
             exit_code=exit_code,
             signal=sig,
-            reason=self._reason or _reason_of(exit_code, sig),
-            stdout_size=_size(self._log_dir / STDOUT),
-            stderr_size=_size(self._log_dir / STDERR),
+            reason=self._reason or reason_of(exit_code, sig),
+            stdout_size=output_size(self._log_dir / STDOUT),
+            stderr_size=output_size(self._log_dir / STDERR),
         )
 
 
@@ -199,25 +209,8 @@ def _start_error(spec: AttemptSpec, exc: Exception, started_at: datetime) -> Out
             stderr.write(f"jobnest: cannot start the task in {spec.workdir!r}: {exc}\n")
     return Outcome(
         started_at=started_at,
-        finished_at=_now(),
+        finished_at=datetime.now(UTC),
         reason="error",
-        stdout_size=_size(spec.log_dir / STDOUT),
-        stderr_size=_size(spec.log_dir / STDERR),
+        stdout_size=output_size(spec.log_dir / STDOUT),
+        stderr_size=output_size(spec.log_dir / STDERR),
     )
-
-
-def _reason_of(exit_code: int | None, sig: int | None) -> Reason | None:
-    if sig is not None:
-        return "signal"
-    return "exit_code" if exit_code else None
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)

@@ -49,7 +49,18 @@ import asyncssh
 
 from jobnest.config import Settings
 from jobnest.errors import HostError
-from jobnest.executors.base import EXIT, PID, STDERR, STDOUT, AttemptSpec, Executor, Handle, Outcome
+from jobnest.executors.base import (
+    EXIT,
+    PID,
+    STDERR,
+    STDOUT,
+    AttemptSpec,
+    Executor,
+    Handle,
+    Outcome,
+    output_size,
+    reason_of,
+)
 from jobnest.executors.local import FailedStart
 from jobnest.executors.ssh_hosts import SSHHosts, describe
 from jobnest.executors.ssh_pool import (
@@ -107,7 +118,7 @@ class SSHExecutor(Executor):
     async def start(self, spec: AttemptSpec) -> Handle:
         if spec.host is None:
             raise ValueError("SSHExecutor runs only attempts that name a host")
-        started_at = _now()
+        started_at = datetime.now(UTC)
         try:
             command = remote_command(spec)
             files = _open_logs(spec.log_dir)
@@ -273,12 +284,12 @@ class SSHHandle(Stopping, Handle):
         exit_code, sig = split_status(status)
         return Outcome(
             started_at=self._started_at,
-            finished_at=_now(),
+            finished_at=datetime.now(UTC),
             exit_code=exit_code,
             signal=sig,
-            reason=self._reason or _reason_of(exit_code, sig),
-            stdout_size=_size(self._spec.log_dir / STDOUT),
-            stderr_size=_size(self._spec.log_dir / STDERR),
+            reason=self._reason or reason_of(exit_code, sig),
+            stdout_size=output_size(self._spec.log_dir / STDOUT),
+            stderr_size=output_size(self._spec.log_dir / STDERR),
         )
 
     def _failed(self, reason: Reason, message: str) -> Outcome:
@@ -287,10 +298,10 @@ class SSHHandle(Stopping, Handle):
             self._stderr.write(f"jobnest: {message}\n".encode())
         return Outcome(
             started_at=self._started_at,
-            finished_at=_now(),
+            finished_at=datetime.now(UTC),
             reason=reason,
-            stdout_size=_size(self._spec.log_dir / STDOUT),
-            stderr_size=_size(self._spec.log_dir / STDERR),
+            stdout_size=output_size(self._spec.log_dir / STDOUT),
+            stderr_size=output_size(self._spec.log_dir / STDERR),
         )
 
 
@@ -388,9 +399,9 @@ def _start_error(spec: AttemptSpec, exc: Exception, started_at: datetime) -> Out
             stderr.write(f"jobnest: cannot start the task on host {spec.host!r}: {exc}\n")
     return Outcome(
         started_at=started_at,
-        finished_at=_now(),
+        finished_at=datetime.now(UTC),
         reason="error",
-        stderr_size=_size(spec.log_dir / STDERR),
+        stderr_size=output_size(spec.log_dir / STDERR),
     )
 
 
@@ -410,20 +421,3 @@ def _signal_number(name: str) -> int:
         return int(signal.Signals[f"SIG{name}"])
     except KeyError:
         return 0
-
-
-def _reason_of(exit_code: int | None, sig: int | None) -> Reason | None:
-    if sig is not None:
-        return "signal"
-    return "exit_code" if exit_code else None
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
