@@ -76,11 +76,10 @@ class EmailNotifier(Notifier):
             if self.smtp.username is not None and self.smtp.password is not None:
                 await client.login(self.smtp.username, self.smtp.password)
             await client.send_message(message)
-        except BaseException:
-            client.close()
-            raise
-        with contextlib.suppress(aiosmtplib.SMTPException, OSError):
-            await client.quit()
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+                await client.quit()
+        finally:
+            client.close()  # quit() leaves the socket open when the server answers oddly
 
 
 def build_message(report: Report, sender: str, target: Target, now: datetime) -> EmailMessage:
