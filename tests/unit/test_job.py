@@ -19,6 +19,7 @@ from jobnest.model.job import (
     TaskOptions,
     job_to_dict,
     parse_job,
+    task_to_dict,
 )
 
 DESIGN_EXAMPLE = """
@@ -494,3 +495,18 @@ def test_content_hash_changes_with_task_options_and_order() -> None:
 
     assert parse_job(longer).content_hash != base
     assert parse_job(swapped).content_hash != base
+
+
+def test_tasks_may_wait_for_tasks_listed_further_down() -> None:
+    parsed = parse_job(
+        job(cmd("last", after=["middle"]), cmd("middle", after=["first"]), cmd("first"))
+    )
+
+    assert [task.after for task in parsed.tasks] == [("middle",), ("first",), ()]
+
+
+def test_a_task_without_options_shares_the_default_options() -> None:
+    parsed = parse_job(job(cmd("plain"), cmd("tuned", retries=0)))
+
+    assert parsed.tasks[0].options == parsed.tasks[1].options == TaskOptions()
+    assert task_to_dict(parsed.tasks[1]) == {"name": "tuned", "command": "true"}

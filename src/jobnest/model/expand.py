@@ -12,12 +12,21 @@ nothing at run time and give the UI its group boundaries.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from jobnest.errors import InvalidJob, JobCycleError, PlanTooLarge
 from jobnest.model import graph
-from jobnest.model.job import CommandTask, Job, JobRef, TaskOptions, task_to_dict
+from jobnest.model.gcpause import paused_gc
+from jobnest.model.job import (
+    DEFAULT_OPTIONS,
+    OPTION_NAMES,
+    CommandTask,
+    Job,
+    JobRef,
+    TaskOptions,
+    task_to_dict,
+)
 
 NodeKind = Literal["task", "start", "end"]
 DEFAULT_MAX_DEPTH = 100
@@ -76,7 +85,8 @@ def expand(job: Job, lookup: Lookup, limits: Limits | None = None) -> PlanGraph:
         PlanTooLarge: deeper than ``limits.max_depth`` or more than ``limits.max_tasks`` tasks.
     """
     builder = _Builder(lookup, limits or Limits())
-    builder.add_job(job, prefix="", context=(job.name,), trail=[job.name], host=None)
+    with paused_gc():
+        builder.add_job(job, prefix="", context=(job.name,), trail=[job.name], host=None)
     return PlanGraph(job.name, tuple(builder.nodes), tuple(builder.edges), builder.hashes)
 
 
@@ -120,9 +130,9 @@ class _Builder:
             )
         options = task.options
         if host is not None and options.host is None:
-            options = TaskOptions(**{**vars_of(options), "host": host})
+            options = replace(options, host=host)
         if job.queue is not None and options.queue is None:
-            options = TaskOptions(**{**vars_of(options), "queue": job.queue})
+            options = replace(options, queue=job.queue)
         self.nodes.append(PlanNode(path, "task", job.name, task.command, options, job.workdir))
 
     def add_reference(
@@ -165,10 +175,6 @@ class _Builder:
         self.edges.extend((leaf, end) for leaf in leaves)
 
 
-def vars_of(options: TaskOptions) -> dict[str, Any]:
-    return {name: getattr(options, name) for name in TaskOptions.__dataclass_fields__}
-
-
 # --- plain data (storage, `jobnest plan --json`, the API) ------------------------------------
 
 
@@ -203,6 +209,6 @@ def plan_from_dict(data: Mapping[str, Any]) -> PlanGraph:
 def _node_from_dict(raw: Mapping[str, Any]) -> PlanNode:
     if raw["kind"] != "task":
         return PlanNode(raw["id"], raw["kind"], raw["job"])
-    names = TaskOptions.__dataclass_fields__
-    options = TaskOptions(**{k: v for k, v in raw.items() if k in names})
+    given = {name: raw[name] for name in OPTION_NAMES if name in raw}
+    options = TaskOptions(**given) if given else DEFAULT_OPTIONS
     return PlanNode(raw["id"], "task", raw["job"], raw["command"], options, raw.get("workdir"))

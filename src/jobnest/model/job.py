@@ -13,17 +13,20 @@ import math
 import re
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from jobnest.errors import InvalidJob, InvalidSchedule
 from jobnest.model import graph, schedule
+from jobnest.model.gcpause import paused_gc
 
 MAX_NAME = 128
 CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc, exactly
+_GOOD_NAME = re.compile(f"[^/\x00-\x1f\x7f-\x9f]{{1,{MAX_NAME}}}")  # what check_name accepts
 MAX_URL = 2048
+_TEXT = {str}
 Misfire = Literal["skip", "run_once", "run_all"]
 MISFIRE_POLICIES: tuple[Misfire, ...] = ("skip", "run_once", "run_all")
 NOTIFY_EVENTS = ("failure", "success")
@@ -92,6 +95,11 @@ class TaskOptions:
         return self.retry_delay * self.backoff ** max(0, attempt - 2)
 
 
+DEFAULT_OPTIONS = TaskOptions()
+OPTION_NAMES = tuple(f.name for f in fields(TaskOptions))
+_OPTION_SET = set(OPTION_NAMES)
+
+
 @dataclass(frozen=True)
 class CommandTask:
     """A task that runs a shell command."""
@@ -99,7 +107,7 @@ class CommandTask:
     name: str
     command: str
     after: tuple[str, ...] = ()
-    options: TaskOptions = field(default_factory=TaskOptions)
+    options: TaskOptions = DEFAULT_OPTIONS
 
 
 @dataclass(frozen=True)
@@ -109,7 +117,7 @@ class JobRef:
     name: str
     job: str
     after: tuple[str, ...] = ()
-    options: TaskOptions = field(default_factory=TaskOptions)
+    options: TaskOptions = DEFAULT_OPTIONS
 
 
 Task = CommandTask | JobRef
@@ -171,22 +179,31 @@ class Job:
 
 def _check_tasks(job: Job) -> None:
     check_name(job.name, "job")
-    seen: set[str] = set()
     for task in job.tasks:
-        try:
-            check_name(task.name, "task")
-        except InvalidJob as exc:
-            raise InvalidJob(exc.reason, job=job.name) from None
-        if task.name in seen:
-            raise InvalidJob("duplicate task name", job=job.name, task=task.name)
-        seen.add(task.name)
+        if not isinstance(task.name, str) or not _GOOD_NAME.fullmatch(task.name):
+            try:
+                check_name(task.name, "task")
+            except InvalidJob as exc:
+                raise InvalidJob(exc.reason, job=job.name) from None
+    after = {task.name: task.after for task in job.tasks}
+    if len(after) < len(job.tasks):
+        raise InvalidJob("duplicate task name", job=job.name, task=_first_duplicate(job.tasks))
     for task in job.tasks:
         for before in task.after:
-            if before not in seen:
+            if before not in after:
                 raise InvalidJob(
                     f"unknown task {before!r} in 'after'", job=job.name, task=task.name
                 )
-    graph.check_acyclic(job.name, {t.name: t.after for t in job.tasks})
+    graph.check_acyclic(job.name, after)
+
+
+def _first_duplicate(tasks: tuple[Task, ...]) -> str:
+    seen: set[str] = set()
+    for task in tasks:
+        if task.name in seen:
+            return task.name
+        seen.add(task.name)
+    raise ValueError("no duplicate task name")
 
 
 def _check_schedule(job: Job) -> None:
@@ -215,6 +232,11 @@ def parse_job(data: object) -> Job:
     """
     if not isinstance(data, Mapping):
         raise InvalidJob(f"a job must be a mapping with a 'name', got {_kind(data)}")
+    with paused_gc():
+        return _parse_job(data)
+
+
+def _parse_job(data: Mapping[str, Any]) -> Job:
     name = check_name(data.get("name"), "job")
     _refuse_unknown(data, _JOB_KEYS, job=name)
     raw_tasks = data.get("tasks") or []
@@ -299,12 +321,19 @@ def _parse_after(value: object, job: str, task: str) -> tuple[str, ...]:
         return ()
     if isinstance(value, str):
         value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+    if not isinstance(value, list) or not _all_text(value):
         raise InvalidJob(f"'after' must be a list of task names, got {value!r}", job=job, task=task)
     return tuple(dict.fromkeys(value))
 
 
+def _all_text(values: list[Any]) -> bool:
+    """Whether every value is a string; ``map(type, …)`` keeps the common case in C."""
+    return _TEXT.issuperset(map(type, values)) or all(isinstance(v, str) for v in values)
+
+
 def _parse_options(raw: Mapping[str, Any], job: str, task: str) -> TaskOptions:
+    if _OPTION_SET.isdisjoint(raw):
+        return DEFAULT_OPTIONS
     soft = _number(raw, "soft_timeout", job, task, positive=True)
     hard = _number(raw, "hard_timeout", job, task, positive=True)
     if soft is not None and hard is not None and hard < soft:
@@ -444,6 +473,8 @@ def _optional_str(data: Mapping[str, Any], key: str, job: str) -> str | None:
 def _refuse_unknown(
     data: Mapping[str, Any], known: set[str], *, job: str, task: str | None = None
 ) -> None:
+    if known.issuperset(data):
+        return
     unknown = sorted(str(k) for k in data if k not in known)
     if unknown:
         raise InvalidJob(
@@ -494,19 +525,9 @@ def task_to_dict(task: Task) -> dict[str, Any]:
         out["job"] = task.job
     if task.after:
         out["after"] = list(task.after)
-    defaults = TaskOptions()
-    keys = (
-        "soft_timeout",
-        "hard_timeout",
-        "retries",
-        "retry_delay",
-        "backoff",
-        "host",
-        "pool",
-        "queue",
-    )
-    for key in keys:
-        value = getattr(task.options, key)
-        if value != getattr(defaults, key):
-            out[key] = value
+    if task.options is not DEFAULT_OPTIONS:
+        for key in OPTION_NAMES:
+            value = getattr(task.options, key)
+            if value != getattr(DEFAULT_OPTIONS, key):
+                out[key] = value
     return out
