@@ -28,6 +28,8 @@ from jobnest.store.base import RunRecord, SkippedSlot
 from jobnest.store.sql import SQLStore
 from postgres import fresh_database, terminate_connections
 
+pytestmark = pytest.mark.slow  # scripts/test leaves it out; CI runs it
+
 SPEED = 12  # scheduler seconds per wall-clock second: a cron minute lasts 5 s
 LEASE = 3.0
 MINUTE = timedelta(minutes=1)

@@ -30,6 +30,8 @@ from jobnest.daemon import Daemon
 from jobnest.store.sql import SQLStore
 from jobnest.web import create_app
 
+pytestmark = pytest.mark.slow  # scripts/test leaves it out; CI runs it
+
 SEED = 20241125
 EXAMPLES = 200  # per generation mode, spread over every operation
 
