@@ -78,16 +78,6 @@ class Row:
         return out
 
 
-@dataclass(frozen=True)
-class Pending:
-    """A workload of the issue that cannot be measured yet, and why."""
-
-    workload: str
-    case: str
-    target: str
-    reason: str
-
-
 @dataclass
 class Results:
     mode: str  # "full" or "smoke"
@@ -96,7 +86,6 @@ class Results:
     started_at: str
     seconds: float = 0.0
     rows: list[Row] = field(default_factory=list)
-    pending: list[Pending] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -106,7 +95,6 @@ class Results:
             "started_at": self.started_at,
             "seconds": round(self.seconds, 1),
             "rows": [row.to_json() for row in self.rows],
-            "pending": [asdict(p) for p in self.pending],
         }
 
 
@@ -133,18 +121,13 @@ def render(results: Results) -> str:
 
 
 def table(results: Results) -> str:
-    """The Markdown table: one line per row, then one per pending workload."""
+    """The Markdown table: one line per row."""
     head = [
         "| id | case | metric | jobnest: median (min–max) | compared with: median (min–max) "
         "| pair by pair | target | met |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    body = [line(row) for row in results.rows]
-    body += [
-        f"| {p.workload} | {p.case} | | not yet measured ({p.reason}) | | | {p.target} | – |"
-        for p in results.pending
-    ]
-    return "\n".join(head + body)
+    return "\n".join(head + [line(row) for row in results.rows])
 
 
 def line(row: Row) -> str:

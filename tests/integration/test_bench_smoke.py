@@ -10,26 +10,25 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-MEASURED = {"W1", "W2", "W3", "W5", "N1", "E1", "O1"}
-PENDING = {"A1", "U1"}
+MEASURED = {"W1", "W2", "W3", "W5", "N1", "E1", "O1", "A1", "U1"}
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(150)
 def test_the_smoke_suite_reports_every_workload_in_markdown_and_json(tmp_path: Path) -> None:
     out, data = tmp_path / "out", tmp_path / "data"
     command = [sys.executable, "-m", "bench", "--smoke", "--out", str(out), "--data-dir", str(data)]
 
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=55)
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
 
     assert done.returncode == 0, done.stderr
     results = json.loads((out / "latest.json").read_text())
     assert results["mode"] == "smoke"
     assert {row["workload"] for row in results["rows"]} == MEASURED
-    assert {pending["workload"] for pending in results["pending"]} == PENDING
     assert all(len(row["a"]) == len(row["b"]) >= 1 for row in results["rows"])
     assert set(results["machine"]) >= {"cpu", "memory", "kernel", "python", "data directory"}
     table = (out / "latest.md").read_text()
-    assert all(f"| {workload} |" in table for workload in MEASURED | PENDING)
+    assert all(f"| {workload} |" in table for workload in MEASURED)
     assert list(data.iterdir()) == []  # every sample cleaned up after itself
 
 
