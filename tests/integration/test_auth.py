@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,7 +32,7 @@ from jobnest.errors import InvalidInput
 from jobnest.store.base import Store
 from jobnest.store.sql import SQLStore
 from jobnest.web.auth import install_auth
-from jobnest.web.policy import SESSION_COOKIE, identity_of
+from jobnest.web.policy import PASSWORD_RECHECK, SESSION_COOKIE, identity_of
 from jobnest.web.ratelimit import LoginLimiter
 
 PASSWORD = "correct horse battery"
@@ -260,6 +261,21 @@ def test_everything_is_open_without_a_password(tmp_path: Path) -> None:
     assert make_thing(client, {}).json() == {"body": "x", "via": "open"}
     assert client.get("/api/session").json()["password_required"] is False
     assert client.post("/login", json={"password": PASSWORD}).status_code == 409
+    store.close()
+
+
+def test_a_password_set_while_serving_applies_within_the_recheck_interval(tmp_path: Path) -> None:
+    settings = load_settings({"JOBNEST_HOME": str(tmp_path)})
+    store = SQLStore.open(settings.database_url)
+    app = small_app(tmp_path)
+    install_auth(app, store, settings)
+    client = TestClient(app)
+    assert client.get("/api/things/a").status_code == 200
+    store.set_password_hash(HASH)  # as `jobnest passwd` does from another process
+    deadline = time.monotonic() + PASSWORD_RECHECK + 5
+    while client.get("/api/things/a").status_code == 200:
+        assert time.monotonic() < deadline, "the new password never applied"
+    assert client.get("/api/things/a").status_code == 401
     store.close()
 
 

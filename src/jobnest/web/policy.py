@@ -7,8 +7,10 @@ primary key; they run on the event loop.
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -27,6 +29,7 @@ ALLOWED_PATHS = frozenset({LOGIN_PATH, "/healthz"})
 ALLOWED_PREFIXES = ("/static/",)
 READ_METHODS = frozenset({"GET", "HEAD"})
 FORM_TYPE = "application/x-www-form-urlencoded"
+PASSWORD_RECHECK = 1.0  # seconds a read of the stored password hash is trusted
 
 Via = Literal["session", "token", "open"]  # "open": no password is configured
 Scope = Literal["read", "full"]
@@ -60,6 +63,14 @@ def unauthenticated(reason: str) -> Denied:
     return Denied(401, reason, {"WWW-Authenticate": 'Bearer realm="jobnest"'})
 
 
+@dataclass
+class _Remembered:
+    """The stored password hash as last read, and until when to trust that read."""
+
+    value: str | None = None
+    until: float = -math.inf
+
+
 @dataclass(frozen=True)
 class AuthPolicy:
     """The rules, over the store that holds the password, the sessions and the tokens."""
@@ -68,10 +79,21 @@ class AuthPolicy:
     settings: Settings
     clock: Clock
     allowed_paths: frozenset[str] = ALLOWED_PATHS
+    _stored: _Remembered = field(default_factory=_Remembered, compare=False)
 
     def password_hash(self) -> str | None:
-        """The password hash in force; None: no password, everything is open."""
-        return password_hash(self.store, self.settings)
+        """The password hash in force; None: no password, everything is open.
+
+        The stored one is read at most once per ``PASSWORD_RECHECK`` seconds: a password
+        set by `jobnest passwd` while the daemon runs applies within that time.
+        """
+        if self.settings.password_hash is not None:
+            return self.settings.password_hash
+        now = time.monotonic()
+        if now >= self._stored.until:
+            self._stored.value = password_hash(self.store, self.settings)
+            self._stored.until = now + PASSWORD_RECHECK
+        return self._stored.value
 
     def is_allowed(self, path: str) -> bool:
         """Whether ``path`` is served without credentials."""
