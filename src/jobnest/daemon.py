@@ -140,12 +140,19 @@ class Daemon:
     # --- runs ----------------------------------------------------------------------------------
 
     def start_run(
-        self, name: str, *, trigger: str = "manual", scheduled_for: datetime | None = None
+        self,
+        name: str,
+        *,
+        trigger: str = "manual",
+        scheduled_for: datetime | None = None,
+        idempotency_key: str | None = None,
     ) -> RunRecord:
         """Snapshot the job as it is now, record a new run and drive it in the background.
 
         Raises:
             NotFound: no such job.
+            AlreadyStarted: ``idempotency_key`` started a run of the job already; nothing
+                starts.
             RunInProgress: the job has a run in progress.
             InvalidInput: the job does not expand (too large).
         """
@@ -153,7 +160,12 @@ class Daemon:
         job = _pick(jobs, name)
         self._reconcile(name)
         record = self.runner.start(
-            job, jobs.get, workdir=self.workdir, trigger=trigger, scheduled_for=scheduled_for
+            job,
+            jobs.get,
+            workdir=self.workdir,
+            trigger=trigger,
+            scheduled_for=scheduled_for,
+            idempotency_key=idempotency_key,
         )
         self.drive(record)
         return record

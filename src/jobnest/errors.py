@@ -10,6 +10,7 @@
     ├── NotFound                an unknown job, run, task or log: HTTP 404
     ├── Conflict                the request clashes with the current state: HTTP 409
     │   ├── RunInProgress       the job already has a run in progress
+    │   ├── AlreadyStarted      a manual start's idempotency key started a run already
     │   ├── NotRetryable        only a failed run can be retried
     │   └── JobReferenced       a job others reference cannot be deleted (.referrers)
     ├── HostError               an SSH host is unreachable or refuses us (.host, .reason)
@@ -88,6 +89,16 @@ class RunInProgress(Conflict):
         self.job = job
         self.run_id = run_id
         super().__init__(f"job {job!r} already has a run in progress: run {run_id}")
+
+
+class AlreadyStarted(Conflict):
+    """A manual start's idempotency key started a run of the job already (``run_id``)."""
+
+    def __init__(self, job: str, key: str, run_id: int) -> None:
+        self.job = job
+        self.key = key
+        self.run_id = run_id
+        super().__init__(f"idempotency key {key!r} started run {run_id} of job {job!r} already")
 
 
 class NotRetryable(Conflict):

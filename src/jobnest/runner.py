@@ -111,8 +111,13 @@ class Runner:
         workdir: str,
         trigger: str = "manual",
         scheduled_for: datetime | None = None,
+        idempotency_key: str | None = None,
     ) -> RunRecord:
-        """Expand ``job`` into a fresh plan and record a new run of it (not yet driven)."""
+        """Expand ``job`` into a fresh plan and record a new run of it (not yet driven).
+
+        Raises:
+            AlreadyStarted: ``idempotency_key`` started a run of the job already.
+        """
         graph = expand(job, lookup, self.settings.limits)
         snapshot = {name: _snapshot_entry(lookup, name, job) for name in graph.hashes}
         return self.store.create_run(
@@ -125,6 +130,7 @@ class Runner:
             owner=self.owner,
             now=self.clock(),
             scheduled_for=scheduled_for,
+            idempotency_key=idempotency_key,
         )
 
     def begin_retry(self, run_id: int) -> RunRecord:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,14 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from jobnest.errors import Conflict, NotFound, NotRetryable, RunInProgress, StoreError
+from jobnest.errors import (
+    AlreadyStarted,
+    Conflict,
+    NotFound,
+    NotRetryable,
+    RunInProgress,
+    StoreError,
+)
 from jobnest.store.base import (
     AttemptEnd,
     AttemptRecord,
@@ -50,6 +58,7 @@ def start(
     *,
     now: datetime = T0,
     scheduled_for: datetime | None = None,
+    key: str | None = None,
 ) -> RunRecord:
     return store.create_run(
         job=job,
@@ -61,6 +70,7 @@ def start(
         owner="box:1",
         now=now,
         scheduled_for=scheduled_for,
+        idempotency_key=key,
     )
 
 
@@ -144,6 +154,77 @@ def test_manual_runs_never_clash_on_the_scheduled_instant(store: Store) -> None:
     for _ in range(3):
         finish(store, start(store).id)
     assert len(store.list_runs()) == 3
+
+
+def test_an_idempotency_key_starts_one_run_whether_it_runs_or_ended(store: Store) -> None:
+    first = start(store, key="k-1")
+    with pytest.raises(AlreadyStarted) as again:
+        start(store, key="k-1")
+    assert (again.value.run_id, again.value.job, again.value.key) == (first.id, "nightly", "k-1")
+    assert "'k-1'" in str(again.value)
+    finish(store, first.id)
+    with pytest.raises(AlreadyStarted) as after:
+        start(store, key="k-1")
+    assert after.value.run_id == first.id
+    assert [run.id for run in store.list_runs()] == [first.id]
+
+
+def test_an_idempotency_key_of_one_job_is_another_start_for_another_job(store: Store) -> None:
+    nightly = start(store, "nightly", key="k-1")
+    hourly = start(store, "hourly", key="k-1")
+    assert nightly.id != hourly.id
+    assert len(store.list_runs()) == 2
+
+
+def test_another_idempotency_key_is_another_start(store: Store) -> None:
+    finish(store, start(store, key="k-1").id)
+    finish(store, start(store, key="k-2").id)
+    finish(store, start(store).id)
+    assert len(store.list_runs("nightly")) == 3
+
+
+def test_an_idempotency_key_is_free_again_once_its_run_is_deleted(store: Store) -> None:
+    first = start(store, key="k-1")
+    finish(store, first.id)
+    assert store.delete_runs([first.id]) == [first.id]
+    assert start(store, key="k-1").id > first.id
+
+
+def test_starts_racing_with_one_idempotency_key_make_one_run(store_url: str, store: Store) -> None:
+    """Two stores (two daemons) start each of 15 jobs at once with the same key."""
+    rounds, racers = 15, 2
+    stores = [SQLStore.open(store_url) for _ in range(racers)]
+    barrier = threading.Barrier(racers)
+    outcomes: list[tuple[str, int]] = []  # (job, run id started or replayed)
+    errors: list[BaseException] = []
+
+    def race(racer: Store) -> None:
+        try:
+            for number in range(rounds):
+                barrier.wait(timeout=10)
+                try:
+                    outcomes.append((f"job-{number}", start(racer, f"job-{number}", key="k").id))
+                except AlreadyStarted as started:
+                    outcomes.append((f"job-{number}", started.run_id))
+        except BaseException as error:  # handed to the test below
+            barrier.abort()
+            errors.append(error)
+
+    threads = [threading.Thread(target=race, args=(each,)) for each in stores]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        for each in stores:
+            each.close()
+    assert not errors, errors
+    runs = {run.job: run.id for run in store.list_runs(limit=100)}
+    assert len(runs) == len(store.list_runs(limit=100)) == rounds
+    assert sorted(outcomes) == sorted(
+        (job, run_id) for job, run_id in runs.items() for _ in range(racers)
+    )
 
 
 def test_plan_and_snapshot_come_back_as_stored(store: Store) -> None:

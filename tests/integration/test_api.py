@@ -338,6 +338,63 @@ async def test_starting_a_running_job_is_409(api: Api) -> None:
     assert (await api.finished(first["id"]))["status"] == "succeeded"
 
 
+async def test_a_repeated_idempotency_key_returns_the_run_it_started(api: Api) -> None:
+    await api.put(job("j", cmd("wait", GATE)))
+    key = {"Idempotency-Key": "3f6c1e0a-click-1"}
+    double_click = await asyncio.gather(
+        *(api.client.post("/api/jobs/j/runs", headers=key) for _ in range(2))
+    )
+    first, replayed = sorted(double_click, key=lambda r: -r.status_code)
+    assert (first.status_code, first.headers.get("idempotent-replayed")) == (201, None)
+    run_id = first.json()["id"]
+    again = await api.client.post("/api/jobs/j/runs", headers=key)  # while it runs
+    for repeat in (replayed, again):
+        assert (repeat.status_code, repeat.headers["idempotent-replayed"]) == (200, "true")
+        assert repeat.headers["location"] == f"/api/runs/{run_id}"
+        assert repeat.json().keys() == first.json().keys()
+        assert repeat.json()["id"] == run_id
+
+    (api.workdir / "open").touch()
+    assert (await api.finished(run_id))["status"] == "succeeded"
+    after = await api.client.post("/api/jobs/j/runs", headers=key)  # once it ended
+    assert (after.status_code, after.headers["idempotent-replayed"]) == (200, "true")
+    assert (after.json()["id"], after.json()["status"]) == (run_id, "succeeded")
+    assert [r["id"] for r in (await api.client.get("/api/jobs/j/runs")).json()["runs"]] == [run_id]
+
+
+async def test_an_idempotency_key_is_per_job_and_optional(api: Api) -> None:
+    await api.put(job("j", cmd("t", "true")))
+    await api.put(job("k", cmd("t", "true")))
+    key = {"Idempotency-Key": "same"}
+    first = await api.client.post("/api/jobs/j/runs", headers=key)
+    other = await api.client.post("/api/jobs/k/runs", headers=key)
+    assert (first.status_code, other.status_code) == (201, 201)
+    assert first.json()["id"] != other.json()["id"]
+    await api.finished(first.json()["id"])
+    keyless = await api.start("j")
+    assert keyless["id"] not in (first.json()["id"], other.json()["id"])
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        (b"", "''"),
+        (b"two words", "'two words'"),
+        ("caf\u00e9".encode("latin-1"), "'caf\u00e9'"),
+        (b"x" * 201, "'xxxxxxxx"),
+    ],
+)
+async def test_a_malformed_idempotency_key_is_422_naming_it(
+    api: Api, value: bytes, named: str
+) -> None:
+    await api.put(job("j", cmd("t", "true")))
+    response = await api.client.post("/api/jobs/j/runs", headers={"Idempotency-Key": value})
+    assert response.status_code == 422
+    assert "Idempotency-Key" in response.json()["error"]
+    assert named in response.json()["error"]
+    assert (await api.client.get("/api/jobs/j/runs")).json()["runs"] == []
+
+
 async def test_start_reconciles_a_run_left_running_by_a_dead_process(
     api: Api, settings: Settings
 ) -> None:

@@ -222,10 +222,16 @@ class Store(ABC):
         owner: str,
         now: datetime,
         scheduled_for: datetime | None = None,
+        idempotency_key: str | None = None,
     ) -> RunRecord:
         """Insert a running run with every task ``pending``, in one transaction.
 
+        A run per (job, idempotency_key): the database refuses a second one, even when two
+        processes race; the key is free again once its run is deleted.
+
         Raises:
+            AlreadyStarted: ``idempotency_key`` started a run of the job already (running
+                or ended); nothing is inserted.
             RunInProgress: the job already has a ``running`` run.
             Conflict: a run for (job, scheduled_for) exists already.
         """

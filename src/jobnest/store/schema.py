@@ -103,8 +103,11 @@ runs = sa.Table(
     sa.Column("retries", sa.Integer, nullable=False, server_default="0"),
     sa.Column("plan", JSONText, nullable=False),
     sa.Column("snapshot", JSONText, nullable=False),
+    sa.Column("idempotency_key", sa.Text),  # a manual start's Idempotency-Key (revision 0007)
     # NULLs are distinct: manual runs (no scheduled_for) never clash.
     sa.UniqueConstraint("job", "scheduled_for"),
+    # One run per (job, idempotency key); NULLs are distinct: starts without a key never clash.
+    sa.Index(None, "job", "idempotency_key", unique=True),
     sa.Index(None, "job", "id"),
     sa.Index(None, "status"),
     # At most one running run per job, enforced by the database itself.

@@ -8,7 +8,9 @@ while an immediate one waits its turn. Reads begin deferred and never block writ
 
 The one rule SQLite's locking gives for free and PostgreSQL does not, "at most one running
 run per job", is also a partial unique index, so a race on PostgreSQL ends in the same
-``RunInProgress``. Dialect specifics live in ``_create_engine`` and ``_on_sqlite_*``.
+``RunInProgress``. "One run per (job, idempotency key)" is a unique index too: of two starts
+with one key, the one refused finds the other's run. Dialect specifics live in
+``_create_engine`` and ``_on_sqlite_*``.
 """
 
 from __future__ import annotations
@@ -29,7 +31,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from jobnest.errors import Conflict, NotFound, NotRetryable, RunInProgress, StoreError
+from jobnest.errors import (
+    AlreadyStarted,
+    Conflict,
+    NotFound,
+    NotRetryable,
+    RunInProgress,
+    StoreError,
+)
 from jobnest.store import migrations
 from jobnest.store.base import (
     AttemptEnd,
@@ -228,7 +237,10 @@ class SQLStore(Store):
         owner: str,
         now: datetime,
         scheduled_for: datetime | None = None,
+        idempotency_key: str | None = None,
     ) -> RunRecord:
+        """A refused insert rolls the whole transaction back; only then is the key looked
+        up, in a transaction of its own, which sees the run that won the race."""
         values = {
             "job": job,
             "status": "running",
@@ -241,6 +253,7 @@ class SQLStore(Store):
             "retries": 0,
             "plan": dict(plan),
             "snapshot": dict(snapshot),
+            "idempotency_key": idempotency_key,
         }
         try:
             with self._write() as conn:
@@ -249,8 +262,22 @@ class SQLStore(Store):
                 run_id = conn.execute(insert).scalar_one()
                 _insert_tasks(conn, run_id, task_paths)
                 return _get_run(conn, run_id)
+        except RunInProgress:
+            self._refuse_replay(job, idempotency_key)
+            raise
         except exc.IntegrityError as error:
+            self._refuse_replay(job, idempotency_key)
             raise self._clash(job, scheduled_for, error) from error
+
+    def _refuse_replay(self, job: str, key: str | None) -> None:
+        """Raise AlreadyStarted if ``key`` started a run of ``job``."""
+        if key is None:
+            return
+        query = sa.select(runs.c.id).where(runs.c.job == job, runs.c.idempotency_key == key)
+        with self._read() as conn:
+            run_id = conn.execute(query).scalar()
+        if run_id is not None:
+            raise AlreadyStarted(job, key, run_id)
 
     def _clash(self, job: str, scheduled_for: datetime | None, error: Exception) -> Conflict:
         """The error to raise when the database refused a run of ``job``."""

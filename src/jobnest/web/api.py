@@ -4,6 +4,9 @@
   its ``name`` may be left out and must otherwise match the URL. 201 creates, 200
   replaces; ``?dry_run=true`` only validates. Every validation error is a 422 naming the
   job, the task and the reason.
+- ``POST /api/jobs/{name}/runs`` may carry an ``Idempotency-Key`` (1–200 visible ASCII
+  characters): a repeat with the key returns the run it started, with 200 and
+  ``Idempotent-Replayed: true``, and starts nothing.
 - Run history is newest first, a page at a time: ``limit`` (1–500, default 50) and
   ``offset``; each page gives the ``next_offset`` to ask for, or null on the last page.
 - Handlers are ``async``: they run on the event loop's thread, like the runner and the
@@ -12,16 +15,17 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from jobnest.daemon import Daemon
-from jobnest.errors import InvalidInput, NotFound
+from jobnest.errors import AlreadyStarted, InvalidInput, NotFound
 from jobnest.executors.ssh_hosts import SSHHosts
 from jobnest.importers.export import dump_jobs, select_jobs
 from jobnest.model import schedule
@@ -58,6 +62,16 @@ Offset = Annotated[int, Query(ge=0, le=2**62, description="runs to skip, newest 
 Paths = Annotated[list[str] | None, Query(description="reference paths, e.g. load or load/sub")]
 Every = Annotated[bool, Query(alias="all", description="open every reference")]
 MAX_PATHS = 10_000
+KEY = re.compile(r"[!-~]{1,200}")  # an Idempotency-Key: 1 to 200 visible ASCII characters
+KEY_HEADER = Header(
+    alias="Idempotency-Key",
+    description="1–200 visible ASCII characters; a repeat returns the run the key started",
+    json_schema_extra={"pattern": f"^{KEY.pattern}$"},
+)
+REPLAYED = {
+    "model": RunDetail,
+    "description": "The run this Idempotency-Key started (``Idempotent-Replayed: true``)",
+}
 JOB_BODY: dict[str, Any] = {
     "requestBody": {"required": True, "content": {"application/json": {"schema": JOB_REF}}}
 }
@@ -183,10 +197,23 @@ async def job_plan_layout(
     return JSONResponse(job_layout(daemon.plan(name), view))
 
 
-@router.post("/jobs/{name}/runs", tags=["runs"], status_code=201)
-async def start_run(name: JobName, daemon: DaemonDep, response: Response) -> RunDetail:
-    """Start a run of the job now, from a fresh snapshot; 409 if one is in progress."""
-    run = daemon.start_run(name)
+@router.post("/jobs/{name}/runs", tags=["runs"], status_code=201, responses={200: REPLAYED})
+async def start_run(
+    name: JobName,
+    daemon: DaemonDep,
+    response: Response,
+    key: Annotated[str | None, KEY_HEADER] = None,
+) -> RunDetail:
+    """Start a run of the job now, from a fresh snapshot; 409 if one is in progress.
+
+    With an ``Idempotency-Key`` that started a run of the job already, nothing starts: that
+    run comes back, with 200 and ``Idempotent-Replayed: true``."""
+    try:
+        run = daemon.start_run(name, idempotency_key=_checked_key(key))
+    except AlreadyStarted as started:
+        run = daemon.store.get_run(started.run_id)
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
     response.headers["Location"] = f"/api/runs/{run.id}"
     return _detail(daemon, run)
 
@@ -386,6 +413,16 @@ async def _view(
     for path in paths:
         await task_path(path)
     return View(tuple(expand or ()), tuple(collapse or ()), all=every, auto=auto)
+
+
+def _checked_key(key: str | None) -> str | None:
+    """The Idempotency-Key header as given. Raises InvalidInput naming a malformed one."""
+    if key is not None and not KEY.fullmatch(key):
+        raise InvalidInput(
+            "the Idempotency-Key header must be 1 to 200 visible ASCII characters, "
+            f"got {key!r:.100}"
+        )
+    return key
 
 
 def _named(data: Any, name: str) -> Any:

@@ -19,8 +19,8 @@ const jn = (() => {
   }
 
   // One API call: {ok, status, data} where data is the JSON body (or text, or null).
-  async function api(method, url, body) {
-    const headers = { Accept: "application/json" };
+  async function api(method, url, body, extraHeaders = {}) {
+    const headers = { Accept: "application/json", ...extraHeaders };
     if (method !== "GET") headers["X-CSRF-Token"] = csrf();
     if (body !== undefined) headers["Content-Type"] = "application/json";
     const response = await fetch(url, {
@@ -35,6 +35,21 @@ const jn = (() => {
     if (type.includes("json")) data = await response.json();
     else if (response.status !== 204) data = await response.text();
     return { ok: response.ok, status: response.status, data, headers: response.headers };
+  }
+
+  // Start a run of the job. Every try carries the job's Idempotency-Key until one starts a
+  // run, so a double click or a retried request starts one run; the next intent gets a new
+  // key. (getRandomValues, unlike randomUUID, works on plain http:// pages too.)
+  const startKeys = new Map();
+
+  async function startRun(job) {
+    if (!startKeys.has(job)) {
+      const bytes = crypto.getRandomValues(new Uint8Array(16));
+      startKeys.set(job, Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join(""));
+    }
+    const result = await api("POST", `/api/jobs/${path(job)}/runs`, undefined, { "Idempotency-Key": startKeys.get(job) });
+    if (result.ok) startKeys.delete(job);
+    return result;
   }
 
   function message(result) {
@@ -126,5 +141,5 @@ const jn = (() => {
   }
 
   document.addEventListener("DOMContentLoaded", () => localTimes());
-  return { api, message, path, esc, badge, duration, between, localTimes, formatTime, formatClock, confirm, show, json, ICONS };
+  return { api, startRun, message, path, esc, badge, duration, between, localTimes, formatTime, formatClock, confirm, show, json, ICONS };
 })();

@@ -28,7 +28,7 @@ document.addEventListener("DOMContentLoaded", () => {
     if (!button) return;
     const error = button.parentElement.querySelector(".error");
     button.disabled = true;
-    const result = await jn.api("POST", `/api/jobs/${jn.path(button.dataset.start)}/runs`);
+    const result = await jn.startRun(button.dataset.start);
     button.disabled = false;
     if (result.ok) location.assign(`/runs/${result.data.id}`);
     else jn.show(error, jn.message(result));

@@ -412,7 +412,7 @@ class JobPage {
   }
 
   async startRun() {
-    const result = await jn.api("POST", `${this.url}/runs`);
+    const result = await jn.startRun(this.definition.name);
     if (result.ok) location.assign(`/runs/${result.data.id}`);
     else {
       const error = document.getElementById("job-error");
