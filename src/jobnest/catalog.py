@@ -35,14 +35,33 @@ class Catalog:
     def __init__(self, store: Store, clock: Callable[[], datetime]) -> None:
         self.store = store
         self.clock = clock
+        self._parsed: dict[str, Job] = {}  # by content hash
 
     def jobs(self) -> dict[str, Job]:
-        """Every job, by name."""
-        return {name: parse_job(data) for name, data in self.store.list_jobs().items()}
+        """Every job, by name.
+
+        Each call reads the names and content hashes (another daemon or the CLI may have
+        changed a job), and the definitions only when a hash is new to this catalog: a
+        definition is parsed once, not on every request.
+        """
+        hashes = self.store.job_hashes()
+        jobs = {name: self._parsed[d] for name, d in hashes.items() if d in self._parsed}
+        if len(jobs) < len(hashes):
+            for name, data in self.store.list_jobs().items():
+                if name not in jobs:
+                    jobs[name] = job = parse_job(data)
+                    self._parsed[job.content_hash] = job
+            jobs = dict(sorted(jobs.items()))
+        kept = {job.content_hash for job in jobs.values()}
+        self._parsed = {digest: job for digest, job in self._parsed.items() if digest in kept}
+        return jobs
 
     def get(self, name: str) -> Job:
         """The job called ``name``. Raises NotFound."""
-        return parse_job(self.store.get_job(name))
+        job = self.jobs().get(name)
+        if job is None:
+            raise NotFound(f"no job named {name!r}")
+        return job
 
     def check(self, definition: object) -> Job:
         """The job of ``definition``, checked with the rest of the catalog but not saved.

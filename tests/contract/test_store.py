@@ -627,6 +627,13 @@ def test_list_jobs_maps_names_to_current_definitions_by_name(store: Store) -> No
     assert jobs["alpha"] == {"name": "alpha", "v": 2}
 
 
+def test_job_hashes_map_names_to_current_hashes_by_name(store: Store) -> None:
+    store.put_job("zeta", {"name": "zeta"}, "z", now=T0)
+    store.put_job("alpha", {"name": "alpha", "v": 1}, "a1", now=T0)
+    store.put_job("alpha", {"name": "alpha", "v": 2}, "a2", now=T0)
+    assert list(store.job_hashes().items()) == [("alpha", "a2"), ("zeta", "z")]
+
+
 def test_delete_job_removes_it_and_versions_count_on(store: Store) -> None:
     store.put_job("nightly", {"name": "nightly"}, "h1", now=T0)
     store.delete_job("nightly")

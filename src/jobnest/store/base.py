@@ -377,6 +377,10 @@ class Store(ABC):
         """name -> current definition, by name."""
 
     @abstractmethod
+    def job_hashes(self) -> dict[str, str]:
+        """name -> the current definition's content hash, by name: cheap to ask often."""
+
+    @abstractmethod
     def delete_job(self, name: str) -> None:
         """Raises NotFound. (Whether others refer to it is checked by the caller.)"""
 

@@ -520,6 +520,11 @@ class SQLStore(Store):
         with self._read() as conn:
             return {row.name: row.definition for row in conn.execute(query)}
 
+    def job_hashes(self) -> dict[str, str]:
+        query = sa.select(jobs.c.name, jobs.c.hash).order_by(jobs.c.name)
+        with self._read() as conn:
+            return {row.name: row.hash for row in conn.execute(query)}
+
     def delete_job(self, name: str) -> None:
         """Delete the job; its version history and its runs stay."""
         with self._write() as conn:
