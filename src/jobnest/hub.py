@@ -16,7 +16,7 @@ import asyncio
 import re
 import secrets
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,12 +46,15 @@ class EventHub:
         self._queue_size = queue_size
         self._watchers: set[asyncio.Queue[HubEvent]] = set()
         self._closed = False
+        self.listeners: list[Callable[[HubEvent], object]] = []  # called with each event
 
     def publish(self, kind: str, data: dict[str, Any]) -> HubEvent:
         """Record the event and hand it to every watcher."""
         self._count += 1
         event = HubEvent(f"{self.boot}:{self._count}", kind, data)
         self._ring.append(event)
+        for listener in self.listeners:
+            listener(event)
         for queue in list(self._watchers):
             if queue.full():
                 self._drop(queue)

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
@@ -23,6 +24,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from jobnest.daemon import Daemon
 from jobnest.errors import AlreadyStarted, InvalidInput, NotFound
@@ -33,7 +35,17 @@ from jobnest.model.expand import plan_from_dict
 from jobnest.model.job import Job, check_name, job_to_dict
 from jobnest.store.base import MARKS, RunRecord, plan_version_of
 from jobnest.web import task_logs
-from jobnest.web.deps import DaemonDep, JobName, RunId, TaskPath, read_json, task_path
+from jobnest.web.cache import ResponseCache
+from jobnest.web.deps import (
+    CacheDep,
+    DaemonDep,
+    JobName,
+    RunId,
+    TaskPath,
+    UrlDep,
+    read_json,
+    task_path,
+)
 from jobnest.web.layouts import View, job_layout, run_layout
 from jobnest.web.models import (
     ERRORS,
@@ -115,11 +127,15 @@ JOB_RESPONSE = {
 # --- jobs --------------------------------------------------------------------------------------
 
 
-@router.get("/jobs", tags=["jobs"])
-async def list_jobs(daemon: DaemonDep) -> JobList:
+@router.get("/jobs", tags=["jobs"], response_model=JobList)
+async def list_jobs(daemon: DaemonDep, cache: CacheDep, url: UrlDep) -> Response:
     """Every job with its schedule, next run and last run."""
-    now = daemon.clock()
-    return JobList(jobs=[_summary(daemon, job, now) for job in daemon.jobs().values()])
+
+    def make() -> JobList:
+        now = daemon.clock()
+        return JobList(jobs=[_summary(daemon, job, now) for job in daemon.jobs().values()])
+
+    return _kept(cache, url, make)
 
 
 @router.get("/jobs/{name}", tags=["jobs"], responses={200: JOB_RESPONSE})
@@ -232,18 +248,24 @@ async def job_runs(
 # --- runs --------------------------------------------------------------------------------------
 
 
-@router.get("/runs", tags=["runs"])
+@router.get("/runs", tags=["runs"], response_model=RunPage)
 async def list_runs(
-    daemon: DaemonDep, job: str | None = None, limit: Limit = 50, offset: Offset = 0
-) -> RunPage:
+    daemon: DaemonDep,
+    cache: CacheDep,
+    url: UrlDep,
+    job: str | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Response:
     """Runs of every job (or of ``job``), newest first, a page at a time."""
-    return _page(daemon, None if job is None else check_name(job, "job"), limit, offset)
+    name = None if job is None else check_name(job, "job")
+    return _kept(cache, url, lambda: _page(daemon, name, limit, offset))
 
 
-@router.get("/runs/{run_id}", tags=["runs"])
-async def get_run(run_id: RunId, daemon: DaemonDep) -> RunDetail:
+@router.get("/runs/{run_id}", tags=["runs"], response_model=RunDetail)
+async def get_run(run_id: RunId, daemon: DaemonDep, cache: CacheDep, url: UrlDep) -> Response:
     """The run with every task's status, times, exit code and attempts, and its fixes."""
-    return _detail(daemon, daemon.store.get_run(run_id))
+    return _kept(cache, url, lambda: _detail(daemon, daemon.store.get_run(run_id)))
 
 
 @router.get("/runs/{run_id}/plan", tags=["runs"])
@@ -466,6 +488,12 @@ def _page(daemon: Daemon, job: str | None, limit: int, offset: int) -> RunPage:
         offset=offset,
         next_offset=offset + limit if more else None,
     )
+
+
+def _kept(cache: ResponseCache, url: str, make: Callable[[], BaseModel]) -> Response:
+    """The JSON of ``make()``, served from ``cache`` until something changes."""
+    body = cache.body(url, lambda: make().model_dump_json().encode())
+    return Response(body, media_type="application/json")
 
 
 def _detail(daemon: Daemon, run: RunRecord) -> RunDetail:

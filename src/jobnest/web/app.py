@@ -26,6 +26,7 @@ import jobnest
 from jobnest.daemon import Daemon
 from jobnest.errors import Conflict, InvalidInput, JobnestError, NotFound, StoreError
 from jobnest.web import api, events, pages
+from jobnest.web.cache import ClearAfterWrites, ResponseCache
 from jobnest.web.deps import DaemonDep
 from jobnest.web.models import JOB_SCHEMA, Health
 from jobnest.web.templating import STATIC
@@ -61,6 +62,9 @@ def create_app(daemon: Daemon) -> FastAPI:
         description="Jobs of shell commands, jobs inside jobs, retry from failure.",
     )
     app.state.daemon = daemon
+    app.state.responses = responses = ResponseCache()
+    daemon.hub.listeners.append(responses.clear)
+    app.add_middleware(ClearAfterWrites, cache=responses)
     app.include_router(api.router)
     app.include_router(events.router)
     app.include_router(pages.router)

@@ -15,6 +15,7 @@ from fastapi import Depends, HTTPException, Path, Request
 from jobnest.daemon import Daemon
 from jobnest.errors import InvalidInput
 from jobnest.model.job import check_name
+from jobnest.web.cache import ResponseCache
 
 MAX_BODY = 1 << 20  # bytes: a job definition is a few kilobytes
 MAX_ID = 2**63 - 1
@@ -36,7 +37,19 @@ async def task_path(path: Annotated[str, Path(description="e.g. load/stage")]) -
     return path
 
 
+async def cache_of(request: Request) -> ResponseCache:
+    return cast(ResponseCache, request.app.state.responses)
+
+
+async def url_of(request: Request) -> str:
+    """The request's path and query: what a kept response is found by."""
+    query = request.url.query
+    return f"{request.url.path}?{query}" if query else request.url.path
+
+
 DaemonDep = Annotated[Daemon, Depends(daemon_of)]
+CacheDep = Annotated[ResponseCache, Depends(cache_of)]
+UrlDep = Annotated[str, Depends(url_of)]
 JobName = Annotated[str, Depends(job_name)]
 TaskPath = Annotated[str, Depends(task_path)]
 RunId = Annotated[int, Path(ge=1, le=MAX_ID, description="an unknown or malformed id is a 404")]
