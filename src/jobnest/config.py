@@ -19,6 +19,9 @@ Precedence: environment variables, then ``$JOBNEST_HOME/config.toml``, then defa
     JOBNEST_LEASE_SECONDS   how long a daemon's hold on a run outlasts its last heartbeat before
                             another daemon may adopt the run (file key ``lease_seconds``;
                             default 30; heartbeats come every third of it)
+    JOBNEST_LOG_CAP_BYTES   the disk space a task's stdout, and its stderr, may take in bytes
+                            (file key ``log_cap_bytes``; default 1 GiB; 0: no cap): beyond it
+                            the first and the last half of the cap are kept, the middle goes
     JOBNEST_TEST_SCHEDULER_CLOCK
                             a test hook, never for production: ``ANCHOR,FACTOR`` makes the
                             daemon's scheduler read the time as ANCHOR + (now − ANCHOR) × FACTOR
@@ -61,6 +64,7 @@ from jobnest.model import schedule
 from jobnest.model.expand import DEFAULT_MAX_DEPTH, DEFAULT_MAX_TASKS, Limits
 
 CONFIG_FILE = "config.toml"
+DEFAULT_LOG_CAP = 2**30  # bytes per stream of an attempt's output
 SMTP_KEYS = frozenset(
     ("host", "port", "starttls", "tls", "username", "password", "from", "timeout")
 )
@@ -104,6 +108,7 @@ class Settings:
     pools: Mapping[str, int] = field(default_factory=dict)  # named pools: name -> slots
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     celery_broker: str | None = None  # [celery] broker: amqp:// or redis:// URL of the workers
+    log_cap_bytes: int = DEFAULT_LOG_CAP  # per stream of an attempt's output; 0: no cap
 
     @property
     def logs(self) -> Path:
@@ -149,6 +154,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         pools=_pools(file.get("pools", {})),
         retention=_retention(file.get("retention", {})),
         celery_broker=_broker(env.get("JOBNEST_CELERY_BROKER") or _file_broker(file)),
+        log_cap_bytes=_byte_count(
+            env.get("JOBNEST_LOG_CAP_BYTES") or file.get("log_cap_bytes", DEFAULT_LOG_CAP),
+            "log_cap_bytes",
+        ),
     )
 
 
@@ -189,6 +198,17 @@ def _lease(value: object) -> float:
     if isinstance(value, bool) or not 0.3 <= seconds <= 86400:
         raise InvalidInput(f"lease_seconds must be a number of seconds (0.3–86400), got {value!r}")
     return seconds
+
+
+def _byte_count(value: object, name: str) -> int:
+    """A whole number of bytes, 0 or more."""
+    try:
+        number = -1 if isinstance(value, bool | float) else int(str(value))
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise InvalidInput(f"{name} must be a whole number of bytes (0: no cap), got {value!r}")
+    return number
 
 
 def _clock_warp(value: str | None) -> ClockWarp | None:

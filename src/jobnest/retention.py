@@ -13,6 +13,7 @@ are gone.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -85,7 +86,12 @@ def _run_folders(logs: Path) -> Iterator[Path]:
 
 
 def _size(folder: Path) -> int:
-    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+    """The disk space the folder's files take: a capped log's punched-out middle takes none."""
+    return sum(_on_disk(path.stat()) for path in folder.rglob("*") if path.is_file())
+
+
+def _on_disk(stat: os.stat_result) -> int:
+    return min(stat.st_size, stat.st_blocks * 512)
 
 
 def _remove(folder: Path) -> int:

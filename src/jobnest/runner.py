@@ -11,6 +11,9 @@ every batch, and a batch is written only while the lease is its own. A driver th
 its run taken over stops its tasks and writes nothing more. While the database is away,
 running tasks go on; their batches wait, in order, and are written (with backoff) once it is
 back, and no new task starts before the batch recording its attempt is written.
+
+Every ``LOG_CAP_INTERVAL`` seconds, and once when an attempt ends, the output files of the
+run's attempts are trimmed to ``log_cap_bytes`` per stream (see ``logcap``).
 """
 
 from __future__ import annotations
@@ -27,9 +30,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from jobnest import logcap
 from jobnest.config import Settings
 from jobnest.errors import Conflict, NotFound, StoreError
-from jobnest.executors.base import AttemptSpec, Executor, Handle, Outcome
+from jobnest.executors.base import STDERR, STDOUT, AttemptSpec, Executor, Handle, Outcome
 from jobnest.model.expand import Lookup, PlanGraph, PlanNode, expand, plan_from_dict, plan_to_dict
 from jobnest.model.job import Job, job_to_dict
 from jobnest.model.plan import Plan
@@ -50,6 +54,7 @@ from jobnest.store.base import (
 
 WRITE_RETRY_FIRST = 0.1  # seconds before writing again while the database is away; doubling
 WRITE_RETRY_MAX = 5.0
+LOG_CAP_INTERVAL = 2.0  # seconds between trims of the running attempts' output to its cap
 log = logging.getLogger(__name__)
 
 
@@ -241,6 +246,7 @@ class _Driver:
 
     async def drive(self) -> None:
         heartbeat = asyncio.create_task(self._heartbeat())
+        capping = asyncio.create_task(self._cap_output())
         self.runner.slots.listen(self._wake)
         timer = self._time_limit()
         try:
@@ -249,6 +255,7 @@ class _Driver:
             await self._finish()
         finally:
             heartbeat.cancel()
+            capping.cancel()
             self.runner.slots.forget(self._wake)
             if timer is not None:
                 timer.cancel()
@@ -424,6 +431,9 @@ class _Driver:
         if self.cancelled:
             await handle.terminate(self.runner.settings.grace)
         outcome = await handle.wait()
+        cap = self.runner.settings.log_cap_bytes
+        if cap and max(outcome.stdout_size, outcome.stderr_size) > cap:
+            await asyncio.to_thread(_trim_output, [spec.log_dir], cap)
         self.outcomes.put_nowait((node, number, outcome))
 
     async def _collect(self, changes: Changes) -> None:
@@ -638,12 +648,31 @@ class _Driver:
             except StoreError as exc:
                 self._note_outage(exc)
 
+    async def _cap_output(self) -> None:
+        """Every ``LOG_CAP_INTERVAL`` seconds, trim the running attempts' output to its cap."""
+        cap = self.runner.settings.log_cap_bytes
+        while cap:
+            await asyncio.sleep(LOG_CAP_INTERVAL)
+            running = [
+                self.runner.log_dir(self.run.id, self.index[path], self.tasks[path].attempts)
+                for path in self.handles
+            ]
+            if running:
+                await asyncio.to_thread(_trim_output, running, cap)
+
     def _lose_lease(self, exc: Conflict) -> None:
         """Another process took the run over: stop our tasks, and write nothing more."""
         log.warning("run %s: %s; stopping its tasks", self.run.id, exc)
         self.lost = True
         self.unwritten.clear()
         self.cancel()
+
+
+def _trim_output(log_dirs: Sequence[Path], cap: int) -> None:
+    """Keep the stdout and stderr files of each attempt's folder within ``cap`` bytes."""
+    for log_dir in log_dirs:
+        for stream in (STDOUT, STDERR):
+            logcap.trim(log_dir / stream, cap)
 
 
 def _pool(node: PlanNode) -> str | None:
