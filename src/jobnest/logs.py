@@ -47,6 +47,21 @@ def read_range(path: Path, offset: int = 0, length: int | None = None) -> Iterat
             yield piece.text
 
 
+def read_piece(path: Path, offset: int) -> tuple[bytes, int]:
+    """The text at ``offset``, and how many of the file's bytes it stands for: at most a
+    chunk of data, or a whole dropped part as its one line; ``(b"", 0)`` at the end.
+
+    For followers: reading on at ``offset + count`` crosses a dropped part in one step.
+    """
+    if not path.exists():
+        return b"", 0
+    with path.open("rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        for piece in _pieces(file.fileno(), min(offset, size), size):
+            return piece.text, piece.stop - piece.start
+    return b"", 0
+
+
 def head(path: Path, lines: int) -> bytes:
     """The first ``lines`` lines."""
     return b"".join(read_range(path, 0, head_length(path, lines)))

@@ -132,6 +132,22 @@ def test_reading_on_by_offset_across_the_hole_counts_every_byte_once(tmp_path: P
         assert text.startswith(b"x" * HOLE) and text.endswith(b"end\n"), cut
 
 
+def test_a_follower_reads_a_long_hole_as_one_piece(tmp_path: Path) -> None:
+    file = tmp_path / "stdout"
+    hole = 160 * logs.CHUNK
+    sparse(file, b"x" * HOLE, hole, b"end\n")
+    pieces, position = [], 0
+    while True:
+        text, count = logs.read_piece(file, position)
+        if not count:
+            break
+        pieces.append(text)
+        position += count
+
+    assert position == file.stat().st_size
+    assert pieces == [b"x" * HOLE, dropped(hole), b"end\n"]
+
+
 @pytest.mark.parametrize("hole", [HOLE, 3 * logs.CHUNK, 160 * logs.CHUNK])
 def test_head_and_tail_count_the_hole_as_lines(tmp_path: Path, hole: int) -> None:
     file = tmp_path / "stdout"

@@ -205,11 +205,9 @@ def _start(file: Path, offset: int | None) -> int:
 
 
 def _read(file: Path, position: int) -> tuple[bytes, int]:
-    """At most one chunk of the file from ``position``, and how many of the file's bytes it
-    stands for: all it asked for, even where ``logs`` shows a dropped part as a line."""
-    length = min(logs.CHUNK, max(0, _size(file) - position))
-    data = b"".join(logs.read_range(file, position, length))
-    return data, length if data else 0
+    """At most one chunk of the file from ``position`` (a dropped part whole, as its line),
+    and how many of the file's bytes it stands for."""
+    return logs.read_piece(file, position)
 
 
 def _size(file: Path) -> int:
