@@ -29,6 +29,7 @@ from jobnest.errors import (
     RunInProgress,
     StoreError,
 )
+from jobnest.store import migrations
 from jobnest.store.base import (
     AttemptEnd,
     AttemptRecord,
@@ -38,7 +39,7 @@ from jobnest.store.base import (
     Store,
     TaskChange,
 )
-from jobnest.store.schema import metadata
+from jobnest.store.schema import REVISION, metadata
 from jobnest.store.sql import SQLStore, sqlite_url
 
 T0 = datetime(2024, 5, 1, 2, 0, tzinfo=UTC)
@@ -674,6 +675,10 @@ def test_the_migrations_build_the_schema_of_the_code(store_url: str, store: Stor
     finally:
         engine.dispose()
     assert differences == []
+
+
+def test_the_code_knows_the_newest_revision_without_alembic(store: Store) -> None:
+    assert migrations.head() == REVISION  # SQLStore.open loads Alembic only when it differs
 
 
 def test_a_database_that_cannot_be_opened_is_a_store_error(tmp_path: Path) -> None:

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import suppress
 from datetime import UTC, datetime
 
 from jobnest.config import Settings
 from jobnest.executors.base import STDERR, AttemptSpec, Executor, Handle, Outcome
 from jobnest.executors.local import FailedStart, LocalExecutor
-from jobnest.executors.ssh import SSHExecutor
 
 NO_BROKER = (
     "the task names queue {queue!r} but no Celery broker is configured: set [celery] broker "
@@ -18,12 +18,25 @@ NO_BROKER = (
 
 
 class RoutingExecutor(Executor):
-    """One executor in front of the local one, the SSH one and, if configured, Celery's."""
+    """One executor in front of the local one, the SSH one and, if configured, Celery's.
 
-    def __init__(self, local: Executor, ssh: Executor, celery: Executor | None = None) -> None:
+    The SSH executor is made by ``ssh`` when a task first names a host: most runs have
+    none, and SSH's library takes a tenth of a second to load.
+    """
+
+    def __init__(
+        self, local: Executor, ssh: Callable[[], Executor], celery: Executor | None = None
+    ) -> None:
         self.local = local
-        self.ssh = ssh
         self.celery = celery
+        self._make_ssh = ssh
+        self._ssh: Executor | None = None
+
+    @property
+    def ssh(self) -> Executor:
+        if self._ssh is None:
+            self._ssh = self._make_ssh()
+        return self._ssh
 
     async def start(self, spec: AttemptSpec) -> Handle:
         if spec.queue is not None:
@@ -43,7 +56,8 @@ class RoutingExecutor(Executor):
         try:
             if self.celery is not None:
                 await self.celery.close()
-            await self.ssh.close()
+            if self._ssh is not None:
+                await self._ssh.close()
         finally:
             await self.local.close()
 
@@ -52,8 +66,14 @@ def default_executor(settings: Settings) -> RoutingExecutor:
     """Local processes, SSH hosts from the user's SSH config and, with ``[celery] broker``
     set, Celery workers, with the settings' grace."""
     local = LocalExecutor(grace=settings.grace)
-    ssh = SSHExecutor.from_settings(settings)
-    return RoutingExecutor(local, ssh, celery_executor(settings))
+    return RoutingExecutor(local, lambda: ssh_executor(settings), celery_executor(settings))
+
+
+def ssh_executor(settings: Settings) -> Executor:
+    """The SSH executor, hosts read from the user's SSH config."""
+    from jobnest.executors.ssh import SSHExecutor  # asyncssh loads only when a task needs it
+
+    return SSHExecutor.from_settings(settings)
 
 
 def celery_executor(settings: Settings) -> Executor | None:

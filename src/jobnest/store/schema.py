@@ -58,6 +58,8 @@ class JSONText(sa.TypeDecorator[Any]):
         return None if value is None else json.loads(value)
 
 
+REVISION = "0007"  # the newest migration of migrations/versions (a test holds them equal)
+
 metadata = sa.MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from alembic.util import CommandError
 from sqlalchemy import exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
@@ -39,7 +38,6 @@ from jobnest.errors import (
     RunInProgress,
     StoreError,
 )
-from jobnest.store import migrations
 from jobnest.store.base import (
     AttemptEnd,
     AttemptRecord,
@@ -65,6 +63,7 @@ from jobnest.store.base import (
     WorkerKey,
 )
 from jobnest.store.schema import (
+    REVISION,
     UTCDateTime,
     api_tokens,
     attempts,
@@ -142,7 +141,7 @@ class SQLStore(Store):
             store = cls(_create_engine(url))
             try:
                 store._prepare(url, upgrade)
-            except (CommandError, exc.SQLAlchemyError) as error:
+            except exc.SQLAlchemyError as error:
                 store.close()
                 raise StoreError(f"cannot open the database {_safe(url)}: {error}") from error
             except StoreError as error:
@@ -151,6 +150,12 @@ class SQLStore(Store):
         return store
 
     def _prepare(self, url: str, upgrade: bool | None) -> None:
+        """Check the schema; Alembic is loaded only when it is not at ``REVISION``."""
+        with self._engine.connect() as conn:
+            if _revision(conn) == REVISION:
+                return
+        from jobnest.store import migrations  # Alembic takes a tenth of a second to load
+
         if upgrades_on_open(url) if upgrade is None else upgrade:
             migrations.upgrade(self._writer)
         with self._engine.connect() as conn:
@@ -165,10 +170,12 @@ class SQLStore(Store):
         Raises:
             StoreError: the database cannot be reached or migrated, or is newer than known.
         """
+        from jobnest.store import migrations
+
         store = cls(_create_engine(url))
         try:
             return migrations.upgrade(store._writer)
-        except (CommandError, exc.SQLAlchemyError) as error:
+        except exc.SQLAlchemyError as error:
             raise StoreError(f"cannot upgrade the database {_safe(url)}: {error}") from error
         except StoreError as error:
             raise StoreError(f"{_safe(url)}: {error}") from error
@@ -929,6 +936,13 @@ def _sqlite_file(url: str) -> Path | None:
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
     return Path(parsed.database)
+
+
+def _revision(conn: Connection) -> str | None:
+    """The schema's Alembic revision, read without Alembic; None if it has none."""
+    if not sa.inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def upgrades_on_open(url: str) -> bool:

@@ -19,6 +19,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy.engine import Connection, Engine
 
 from jobnest.errors import StoreError
@@ -51,7 +52,10 @@ def upgrade(engine: Engine) -> str | None:
         if before is not None and not _is_known(before):
             raise StoreError(_newer(before))
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        try:
+            command.upgrade(config, "head")
+        except CommandError as error:
+            raise StoreError(f"cannot upgrade the schema: {error}") from error
     return before
 
 
