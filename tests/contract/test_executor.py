@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -30,10 +29,10 @@ from jobnest.executors.ssh_hosts import SSHHosts
 from jobnest.executors.wrapper import read_exit
 from jobnest.store.sql import SQLStore
 from ssh_server import ALIAS, SSHServer
+from support.polling import DEADLINE, until
+from support.processes import marker, rss_kib, sleepers, until_running
 
 BACKENDS = ["local", "ssh", "celery"]
-DEADLINE = 10.0  # seconds any poll may take before the test fails
-_markers = itertools.count(int(time.time() * 1000) % 1_000_000)
 _attempts = itertools.count(int(time.time() * 1000))  # celery: a fresh attempt key each time
 T = TypeVar("T")
 
@@ -131,43 +130,6 @@ class Keyed(CeleryExecutor):
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     yield make_backend(request.param, request, tmp_path)
-
-
-def marker() -> str:
-    """A sleep duration no other process uses: its processes can be found in /proc."""
-    return f"{next(_markers) + 1000}.{os.getpid()}"
-
-
-def sleepers(duration: str) -> list[int]:
-    """Live (non-zombie) processes running ``sleep DURATION``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
-        except (OSError, IndexError):
-            continue
-        if argv[:2] == [b"sleep", duration.encode()] and state not in ("Z", "X"):
-            found.append(int(entry.name))
-    return found
-
-
-def eventually(predicate: Callable[[], bool]) -> bool:
-    deadline = time.monotonic() + DEADLINE
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
-async def until_running(duration: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not sleepers(duration):
-        assert time.monotonic() < deadline, f"sleep {duration} never started"
-        await asyncio.sleep(0.02)
 
 
 def test_exit_code_zero_succeeds_with_stdout_and_stderr_in_separate_files(
@@ -270,7 +232,7 @@ def test_soft_timeout_kills_the_whole_process_group(backend: Backend, tmp_path: 
     outcome = backend.run(backend.spec(tmp_path / "log", command, soft_timeout=0.5))
 
     assert (outcome.reason, outcome.signal) == ("soft_timeout", signal.SIGTERM)
-    assert eventually(lambda: not sleepers(duration)), "a sleep was left behind"
+    until(lambda: not sleepers(duration), message="a sleep was left behind")
     assert "not reached" not in (tmp_path / "log" / "stdout").read_text()
 
 
@@ -285,7 +247,7 @@ def test_soft_timeout_is_followed_by_sigkill_after_the_grace(
 
     assert (outcome.reason, outcome.signal) == ("soft_timeout", signal.SIGKILL)
     assert time.monotonic() - started >= 0.6
-    assert eventually(lambda: not sleepers(duration)), "a sleep was left behind"
+    until(lambda: not sleepers(duration), message="a sleep was left behind")
 
 
 def test_leftovers_that_outlive_the_group_leader_are_killed_after_the_grace(
@@ -297,7 +259,7 @@ def test_leftovers_that_outlive_the_group_leader_are_killed_after_the_grace(
     outcome = backend.run(backend.spec(tmp_path / "log", command, soft_timeout=0.3), grace=0.3)
 
     assert outcome.reason == "soft_timeout"
-    assert eventually(lambda: not sleepers(duration)), "a sleep was left behind"
+    until(lambda: not sleepers(duration), message="a sleep was left behind")
 
 
 def test_hard_timeout_sigkills_a_task_that_ignores_sigterm(
@@ -313,7 +275,7 @@ def test_hard_timeout_sigkills_a_task_that_ignores_sigterm(
 
     assert (outcome.reason, outcome.signal) == ("hard_timeout", signal.SIGKILL)
     assert time.monotonic() - started < DEADLINE
-    assert eventually(lambda: not sleepers(duration)), "a sleep was left behind"
+    until(lambda: not sleepers(duration), message="a sleep was left behind")
 
 
 def test_terminate_returns_at_once_and_wait_reports_cancelled(
@@ -352,7 +314,7 @@ def test_terminate_sigkills_a_task_that_ignores_sigterm_after_the_grace(
     outcome = backend.use(cancel)
 
     assert (outcome.reason, outcome.signal) == ("cancelled", signal.SIGKILL)
-    assert eventually(lambda: not sleepers(duration)), "a sleep was left behind"
+    until(lambda: not sleepers(duration), message="a sleep was left behind")
 
 
 def test_attempts_run_side_by_side(backend: Backend, tmp_path: Path) -> None:
@@ -385,18 +347,11 @@ def test_a_reused_log_dir_forgets_the_earlier_attempt(backend: Backend, tmp_path
 
 def test_large_output_goes_to_the_file_not_to_our_memory(backend: Backend, tmp_path: Path) -> None:
     size = 50_000_000
-    before = _rss_kib()
+    before = rss_kib()
 
     outcome = backend.run(backend.spec(tmp_path / "log", f"head -c {size} /dev/zero"))
 
-    grown = _rss_kib() - before
+    grown = rss_kib() - before
     (tmp_path / "log" / "stdout").unlink()
     assert outcome.ok and outcome.stdout_size == size
     assert grown < 20_000  # KiB
-
-
-def _rss_kib() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS in /proc/self/status")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -28,5 +27,4 @@ def daemons(tmp_path: Path, workdir: Path) -> Iterator[Callable[..., Daemon]]:
 
     yield start
     for daemon in started:
-        if daemon.process.poll() is None:
-            daemon.stop(signal.SIGKILL)
+        daemon.close()

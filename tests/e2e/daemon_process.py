@@ -7,35 +7,29 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 
+from support.polling import until
+from support.ports import free_port
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def poll(check: Callable[[], Any], deadline: float = 20.0) -> Any:
-    end = time.monotonic() + deadline
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < end, "condition not met in time"
-        time.sleep(0.05)
+DEADLINE = 20.0  # seconds a daemon may take to start or to get where a test waits for it
 
 
 class Daemon:
-    """A `jobnest serve` subprocess on a free loopback port."""
+    """A `jobnest serve` subprocess on a free loopback port, with ``home`` for its home,
+    ``JOBNEST_GRACE=1`` and ``env`` on top of this process's environment. Waited for until it
+    answers, unless not ``wait`` (several can start side by side, then be waited for);
+    ``owner`` is how it signs the runs it drives."""
 
     def __init__(
-        self, home: Path, workdir: Path, *args: str, env: dict[str, str] | None = None
+        self,
+        home: Path,
+        workdir: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        wait: bool = True,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -50,7 +44,9 @@ class Daemon:
                 stderr=subprocess.STDOUT,
             )
         self.client = httpx.Client(base_url=self.url, timeout=10)
-        poll(self.is_up)
+        self.owner = f"{socket.gethostname()}:{self.process.pid}"
+        if wait:
+            self.wait_up()
 
     def is_up(self) -> bool:
         assert self.process.poll() is None, self.output.read_text()
@@ -59,8 +55,19 @@ class Daemon:
         except httpx.TransportError:
             return False
 
+    def wait_up(self) -> None:
+        """Wait until the daemon answers; fail the test if it exits first."""
+        until(self.is_up, DEADLINE, "the daemon did not start")
+
     def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Send ``sig``, wait for the exit and close the client: the exit code."""
         self.process.send_signal(sig)
         code = self.process.wait(timeout=30)
         self.client.close()
         return code
+
+    def close(self) -> None:
+        """Kill the daemon if it still runs, and close the client."""
+        if self.process.poll() is None:
+            self.stop(signal.SIGKILL)
+        self.client.close()

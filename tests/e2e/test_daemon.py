@@ -11,15 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from daemon_process import Daemon, free_port, poll
+from daemon_process import DEADLINE, Daemon
 
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
+from support.polling import until
+from support.ports import free_port
+from support.processes import is_dead
 
 
 def test_sigkill_mid_run_then_restart_reconciles_the_run(
@@ -41,21 +37,21 @@ def test_sigkill_mid_run_then_restart_reconciles_the_run(
     started = first.client.post("/api/jobs/crash/runs")
     assert started.status_code == 201, started.text
     run_id = started.json()["id"]
-    poll(lambda: (workdir / "quick.pid").exists() and (workdir / "slow.pid").exists())
+    until(lambda: (workdir / "quick.pid").exists() and (workdir / "slow.pid").exists(), DEADLINE)
     slow_pid = int((workdir / "slow.pid").read_text())
 
     first.stop(signal.SIGKILL)
     (workdir / "go").touch()  # `quick` ends while no daemon watches it
-    poll(lambda: not alive(int((workdir / "quick.pid").read_text())))
+    until(lambda: is_dead(int((workdir / "quick.pid").read_text())), DEADLINE)
 
     second = daemons("--jobs", "jobs.yml")
-    run = poll(lambda: _finished(second.client.get(f"/api/runs/{run_id}").json()))
+    run = until(lambda: _finished(second.client.get(f"/api/runs/{run_id}").json()), DEADLINE)
     tasks = {t["path"]: t for t in run["tasks"]}
     assert run["status"] == "failed"
     assert (tasks["quick"]["status"], tasks["quick"]["exit_code"]) == ("failed", 3)
     assert (tasks["slow"]["status"], tasks["slow"]["reason"]) == ("failed", "lost")
     assert tasks["after"]["status"] in {"pending", "upstream_failed"}
-    assert poll(lambda: not alive(slow_pid))
+    until(lambda: is_dead(slow_pid), DEADLINE)
     assert second.client.post(f"/api/runs/{run_id}/retry").status_code == 200
 
 

@@ -14,7 +14,10 @@ import pytest
 import yaml
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from daemon_process import Daemon, free_port, poll
+from daemon_process import DEADLINE, Daemon
+
+from support.polling import until
+from support.ports import free_port
 
 OPS = "ops@example.com"
 
@@ -70,8 +73,8 @@ def test_the_daemon_mails_a_failure_and_shows_it_sent(
     daemon = daemons("--jobs", "jobs.yml")
 
     run_id = daemon.client.post("/api/jobs/nightly/runs").json()["id"]
-    poll(lambda: mailbox.received)
-    run = poll(lambda: sent(daemon.client.get(f"/api/runs/{run_id}").json()))
+    until(lambda: mailbox.received, DEADLINE)
+    run = until(lambda: sent(daemon.client.get(f"/api/runs/{run_id}").json()), DEADLINE)
 
     assert mailbox.subjects() == [f"[jobnest] nightly failed: 1 task (run {run_id})"]
     assert b"load/step" in (mailbox.received[0].original_content or b"")
@@ -90,13 +93,13 @@ def test_a_run_whose_daemon_was_killed_is_mailed_once_by_the_next_daemon(
     write_jobs(workdir, "touch started; while [ ! -f go ]; do sleep 0.05; done; exit 5")
     first = daemons("--jobs", "jobs.yml")
     run_id = first.client.post("/api/jobs/nightly/runs").json()["id"]
-    poll(lambda: (workdir / "started").exists())
+    until(lambda: (workdir / "started").exists(), DEADLINE)
 
     first.stop(signal.SIGKILL)
     (workdir / "go").touch()
     second = daemons("--jobs", "jobs.yml")
 
-    run = poll(lambda: sent(second.client.get(f"/api/runs/{run_id}").json()))
+    run = until(lambda: sent(second.client.get(f"/api/runs/{run_id}").json()), DEADLINE)
 
     assert run["status"] == "failed"
     assert mailbox.subjects() == [f"[jobnest] nightly failed: 1 task (run {run_id})"]

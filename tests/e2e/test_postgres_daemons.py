@@ -10,7 +10,7 @@ scheduler time runs 12 times as fast as the wall clock, so a `* * * * *` job fir
 from __future__ import annotations
 
 import os
-import socket
+import signal
 import subprocess
 import sys
 import time
@@ -19,14 +19,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
-from daemon_process import free_port, poll
+from daemon_process import DEADLINE, Daemon
 
 from jobnest.store.base import RunRecord, SkippedSlot
 from jobnest.store.sql import SQLStore
 from postgres import fresh_database, terminate_connections
+from support.polling import until
+from support.ports import free_port
+from support.processes import is_dead
 
 pytestmark = pytest.mark.slow  # scripts/test leaves it out; CI runs it
 
@@ -35,49 +37,17 @@ LEASE = 3.0
 MINUTE = timedelta(minutes=1)
 
 
-class Daemon:
-    """A `jobnest serve` subprocess on a free loopback port, not waited for: three start
-    side by side (``Cluster.start``); ``owner`` is how it signs the runs it drives."""
-
-    def __init__(self, env: dict[str, str], workdir: Path, *args: str) -> None:
-        self.port = free_port()
-        self.output = workdir.parent / f"daemon-{self.port}.log"
-        with self.output.open("w") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "jobnest", "serve", "--port", str(self.port), *args],
-                cwd=workdir,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=10)
-        self.owner = f"{socket.gethostname()}:{self.process.pid}"
-
-    def is_up(self) -> bool:
-        assert self.process.poll() is None, self.output.read_text()
-        try:
-            return self.client.get("/healthz").status_code == 200
-        except httpx.TransportError:
-            return False
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.process.wait(timeout=30)
-
-
 class Cluster:
     """Daemons sharing one database and home; ``store`` reads the database as they write it."""
 
     def __init__(self, url: str, tmp_path: Path) -> None:
+        self.home = tmp_path / "home"
         self.workdir = tmp_path / "work"
         self.workdir.mkdir()
         anchor = time.time()
         self.env = {
-            **os.environ,
-            "JOBNEST_HOME": str(tmp_path / "home"),
             "JOBNEST_DATABASE_URL": url,
             "JOBNEST_LEASE_SECONDS": str(LEASE),
-            "JOBNEST_GRACE": "1",
             "JOBNEST_TEST_SCHEDULER_CLOCK": f"{anchor},{SPEED}",
             "TZ": "UTC",
         }
@@ -86,10 +56,12 @@ class Cluster:
         self.daemons: list[Daemon] = []
 
     def start(self, count: int, *args: str) -> list[Daemon]:
-        started = [Daemon(self.env, self.workdir, *args) for _ in range(count)]
+        started = [
+            Daemon(self.home, self.workdir, *args, env=self.env, wait=False) for _ in range(count)
+        ]
         self.daemons += started
         for daemon in started:
-            poll(daemon.is_up)
+            daemon.wait_up()
         return started
 
     def scheduler_now(self) -> datetime:
@@ -98,9 +70,7 @@ class Cluster:
 
     def close(self) -> None:
         for daemon in self.daemons:
-            if daemon.process.poll() is None:
-                daemon.kill()
-            daemon.client.close()
+            daemon.close()
         self.store.close()
 
 
@@ -147,15 +117,17 @@ def test_three_daemons_run_every_job_and_instant_once_and_adopt_a_killed_ones_ru
     first = next_minute(cluster.scheduler_now() + timedelta(seconds=SPEED))  # all have ticked
 
     kill_slot = first + MINUTE
-    poll(lambda: cluster.scheduler_now() > kill_slot, 30)
-    victim = poll(lambda: _driving_daemon(cluster, daemons))
+    until(lambda: cluster.scheduler_now() > kill_slot, 30)
+    victim = until(lambda: _driving_daemon(cluster, daemons), DEADLINE)
     orphans = [run for run in cluster.store.running_runs() if run.owner == victim.owner]
-    victim.kill()
+    victim.stop(signal.SIGKILL)
     terminate_connections(cluster.env["JOBNEST_DATABASE_URL"])  # the others reconnect
 
     last = next_minute(cluster.scheduler_now()) + MINUTE
-    poll(lambda: cluster.scheduler_now() > last + MINUTE / 2, 30)
-    poll(lambda: not [r for r in cluster.store.running_runs() if r.scheduled_for <= last])
+    until(lambda: cluster.scheduler_now() > last + MINUTE / 2, 30)
+    until(
+        lambda: not [r for r in cluster.store.running_runs() if r.scheduled_for <= last], DEADLINE
+    )
 
     slots = [first + i * MINUTE for i in range(int((last - first) / MINUTE) + 1)]
     for name in names:
@@ -200,21 +172,26 @@ def test_a_killed_daemons_runs_are_adopted_once_and_finish(cluster: Cluster) -> 
         assert started.status_code == 201, started.text
         ids[started.json()["id"]] = daemon
     names = [job["name"] for job in jobs["jobs"]]
-    poll(lambda: all(_pids(cluster.workdir, name) for name in names))
+    until(lambda: all(_pids(cluster.workdir, name) for name in names), DEADLINE)
     assert other.client.get(f"/api/runs/{next(iter(ids))}").json()["status"] == "running"
 
-    doomed.kill()
+    doomed.stop(signal.SIGKILL)
     killed = time.monotonic()
     orphans = [run_id for run_id, daemon in ids.items() if daemon is doomed]
-    poll(lambda: all(_owner(cluster, run_id) in {steady.owner, other.owner} for run_id in orphans))
+    until(
+        lambda: all(_owner(cluster, run_id) in {steady.owner, other.owner} for run_id in orphans),
+        DEADLINE,
+    )
     assert time.monotonic() - killed < 2 * LEASE  # the sweep: every lease/3, once up a lease
     for name in names[:4]:  # their tasks: killed (this host), then started again
-        poll(lambda name=name: len(_pids(cluster.workdir, name)) == 2)
-        assert not _alive(_pids(cluster.workdir, name)[0])
+        until(lambda name=name: len(_pids(cluster.workdir, name)) == 2, DEADLINE)
+        assert is_dead(_pids(cluster.workdir, name)[0])
     assert [len(_pids(cluster.workdir, name)) for name in names[4:]] == [1, 1]
 
     (cluster.workdir / "go").touch()
-    poll(lambda: all(cluster.store.get_run(run_id).status == "succeeded" for run_id in ids))
+    until(
+        lambda: all(cluster.store.get_run(run_id).status == "succeeded" for run_id in ids), DEADLINE
+    )
     for run_id, daemon in ids.items():
         attempts = [(a.number, a.status, a.reason) for a in cluster.store.attempts(run_id)]
         if daemon is doomed:
@@ -234,14 +211,6 @@ def _pids(workdir: Path, job: str) -> list[int]:
 
 def _owner(cluster: Cluster, run_id: int) -> str | None:
     return cluster.store.get_run(run_id).owner
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,11 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from daemon_process import Daemon, poll
+from daemon_process import DEADLINE, Daemon
 from playwright.sync_api import Page, expect
 from test_ui import box, browser, page  # noqa: F401 - the fixtures, shared with the UI tests
+
+from support.polling import until
 
 GATE = "while [ ! -e open ]; do sleep 0.02; done"
 JOB = {
@@ -55,5 +57,5 @@ def test_kill_a_task_and_mark_a_failed_one_succeeded_from_the_run_page(
 
     (workdir / "open").touch()
     expect(page.locator("#run-status")).to_contain_text("failed")  # slow was killed
-    run = poll(lambda: daemon.client.get(f"/api/runs/{run_id}").json())
+    run = until(lambda: daemon.client.get(f"/api/runs/{run_id}").json(), DEADLINE)
     assert [(m["path"], m["by"]) for m in run["marks"]] == [("broken", "local")]

@@ -11,8 +11,6 @@ import os
 import signal
 import socket
 import subprocess
-import time
-from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -26,41 +24,14 @@ from jobnest.executors.local import LocalExecutor
 from jobnest.model.job import Job, parse_job
 from jobnest.runner import Runner, utc_now
 from jobnest.store.base import AttemptRecord, Changes, RunRecord, Store, TaskChange
-from jobnest.store.sql import SQLStore
+from support.polling import until, until_async
+from support.processes import dead_pid, is_dead
 
 WAIT_FOR_GO = "echo $$ > {name}.pid; while [ ! -f go ]; do sleep 0.02; done"
 
 
-@pytest.fixture
-def settings(home: Path) -> Settings:
-    home.mkdir(parents=True)
-    return load_settings()
-
-
-@pytest.fixture
-def store(settings: Settings) -> Iterator[Store]:
-    store = SQLStore.open(settings.database_url)
-    yield store
-    store.close()
-
-
 def job(name: str, *tasks: dict[str, object]) -> Job:
     return parse_job({"name": name, "tasks": list(tasks)})
-
-
-def dead_pid() -> int:
-    pid = os.fork()
-    if pid == 0:
-        os._exit(0)
-    os.waitpid(pid, 0)
-    return pid
-
-
-async def until(check: Callable[[], object], deadline: float = 10.0) -> None:
-    end = time.monotonic() + deadline
-    while not check():
-        assert time.monotonic() < end, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 def orphan(
@@ -107,7 +78,7 @@ def test_a_daemon_adopts_a_dead_drivers_run_and_drives_it_on(
 
     async def scenario() -> list[RunRecord]:
         adopted = daemon.adopt_orphans()
-        await until(lambda: store.get_run(run.id).status != "running")
+        await until_async(lambda: store.get_run(run.id).status != "running")
         await daemon.close()
         return adopted
 
@@ -159,11 +130,11 @@ def test_a_daemon_never_adopts_the_runs_it_drives_itself(
 
     async def scenario() -> list[RunRecord]:
         record = daemon.start_run("j")
-        await until(lambda: (tmp_path / "w.pid").exists())
+        await until_async(lambda: (tmp_path / "w.pid").exists())
         store.heartbeat(record.id, owner=daemon.runner.owner, now=long_ago)  # as after an outage
         adopted = daemon.adopt_orphans()
         (tmp_path / "go").touch()
-        await until(lambda: store.get_run(record.id).status != "running")
+        await until_async(lambda: store.get_run(record.id).status != "running")
         await daemon.close()
         return adopted
 
@@ -212,7 +183,9 @@ def test_a_driver_whose_run_was_taken_over_writes_nothing_more_and_kills_its_tas
     async def scenario() -> RunRecord:
         record = runner.start(top, {"j": top}.get, workdir=str(tmp_path))
         driving = asyncio.create_task(runner.drive(record.id))
-        await until(lambda: (tmp_path / "slow.pid").exists() and (tmp_path / "quick.pid").exists())
+        await until_async(
+            lambda: (tmp_path / "slow.pid").exists() and (tmp_path / "quick.pid").exists()
+        )
         store.claim_runs([store.get_run(record.id)], owner="adopter:1", now=utc_now())
         (tmp_path / "go").touch()  # `quick` ends: its batch finds the run taken
         await asyncio.wait_for(driving, 10)
@@ -224,20 +197,8 @@ def test_a_driver_whose_run_was_taken_over_writes_nothing_more_and_kills_its_tas
         "slow": "running",
         "quick": "running",
     }
-    assert wait_gone(int((tmp_path / "slow.pid").read_text()))
-
-
-def wait_gone(pid: int, deadline: float = 10.0) -> bool:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except FileNotFoundError:
-            return True
-        if state == "Z":
-            return True
-        time.sleep(0.02)
-    return False
+    slow = int((tmp_path / "slow.pid").read_text())
+    until(lambda: is_dead(slow), message=f"process {slow} lives on")
 
 
 def test_the_lease_is_a_setting_and_heartbeats_come_every_third_of_it(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,6 +33,7 @@ from jobnest.store.sql import SQLStore
 from jobnest.web.auth import install_auth
 from jobnest.web.policy import PASSWORD_RECHECK, SESSION_COOKIE, identity_of
 from jobnest.web.ratelimit import LoginLimiter
+from support.polling import until
 
 PASSWORD = "correct horse battery"
 HASH = hash_password(PASSWORD)
@@ -272,9 +272,11 @@ def test_a_password_set_while_serving_applies_within_the_recheck_interval(tmp_pa
     client = TestClient(app)
     assert client.get("/api/things/a").status_code == 200
     store.set_password_hash(HASH)  # as `jobnest passwd` does from another process
-    deadline = time.monotonic() + PASSWORD_RECHECK + 5
-    while client.get("/api/things/a").status_code == 200:
-        assert time.monotonic() < deadline, "the new password never applied"
+    until(
+        lambda: client.get("/api/things/a").status_code != 200,
+        PASSWORD_RECHECK + 5,
+        "the new password never applied",
+    )
     assert client.get("/api/things/a").status_code == 401
     store.close()
 

@@ -8,10 +8,8 @@ their tests are shared by the module; a test that kills one starts its own.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,28 +25,10 @@ from jobnest.model.job import Job, parse_job
 from jobnest.runner import Runner
 from jobnest.store.base import AttemptRecord, RunRecord, Store, WorkerKey
 from jobnest.store.sql import SQLStore, sqlite_url
+from support.polling import until, until_async
+from support.processes import marker, sleepers
 
-DEADLINE = 15.0
-_markers = itertools.count(time.time_ns() % 1_000_000)
-
-
-def marker() -> str:
-    """A sleep duration no other process uses: its processes can be found in /proc."""
-    return f"{next(_markers) + 1000}.{os.getpid()}"
-
-
-def sleepers(duration: str) -> list[int]:
-    """Live (non-zombie) processes running ``sleep DURATION``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
-        except (OSError, IndexError):
-            continue
-        if argv[:2] == [b"sleep", duration.encode()] and state not in ("Z", "X"):
-            found.append(int(entry.name))
-    return found
+DEADLINE = 15.0  # seconds a worker may take to get where a test waits for it
 
 
 class Place:
@@ -109,13 +89,6 @@ def log_of(settings: Settings, attempt: AttemptRecord, stream: str = "stdout") -
     return path.read_text() if path.exists() else ""
 
 
-async def until(check: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
-
-
 def test_a_nested_job_runs_its_tasks_on_two_worker_queues(place: Place, tmp_path: Path) -> None:
     first, second = place.worker("a", RABBITMQ), place.worker("b", RABBITMQ)
     settings = settings_for(place, tmp_path / "home", RABBITMQ)
@@ -155,7 +128,7 @@ def test_output_streams_into_the_log_files_while_the_task_runs(
             found = runner.store.attempts(run_id)
             return bool(found) and log_of(settings, found[0]) == "first\n"
 
-        await until(printed, "the first line")
+        await until_async(printed, DEADLINE, "timed out waiting for the first line")
         assert runner.store.tasks(run_id)[0].status == "running"
         release.touch()
 
@@ -177,7 +150,7 @@ def test_cancel_reaches_the_worker_and_kills_the_process_group(
     )
 
     async def cancel(runner: Runner, run_id: int) -> None:
-        await until(lambda: bool(sleepers(duration)), "the sleep")
+        await until_async(lambda: sleepers(duration), DEADLINE, "timed out waiting for the sleep")
         assert runner.cancel(run_id)
 
     run, store = asyncio.run(run_job(settings, top, during=cancel))
@@ -203,7 +176,7 @@ def test_a_worker_killed_mid_task_is_lost_then_retried_once(place: Place, tmp_pa
     spare: list[Worker] = []
 
     async def kill(runner: Runner, run_id: int) -> None:
-        await until(lambda: bool(sleepers(duration)), "attempt 1")
+        await until_async(lambda: sleepers(duration), DEADLINE, "timed out waiting for attempt 1")
         spare.append(place.start(RABBITMQ, queue))  # idle: gets the redelivered message
         doomed.kill()
 
@@ -239,10 +212,8 @@ def test_a_redelivered_message_for_a_finished_attempt_is_dropped(
     finally:
         app.close()
 
-    deadline = time.monotonic() + DEADLINE
-    while f"dropped attempt {run.id}/count#1" not in worker.log_text():
-        assert time.monotonic() < deadline, "the worker never dropped the message"
-        time.sleep(0.02)
+    dropped = f"dropped attempt {run.id}/count#1"
+    until(lambda: dropped in worker.log_text(), DEADLINE, "the worker never dropped the message")
     assert log_of(settings, attempt) == "ran\n"
     assert store.worker_attempt(WorkerKey(run.id, "count", 1)) == before
 
@@ -254,7 +225,9 @@ def test_an_attempt_no_worker_took_yet_is_cancelled_at_once(place: Place, tmp_pa
 
     async def cancel(runner: Runner, run_id: int) -> None:
         key = WorkerKey(run_id, "waits", 1)
-        await until(lambda: _dispatched(runner.store, key), "the dispatch")
+        await until_async(
+            lambda: _dispatched(runner.store, key), DEADLINE, "timed out waiting for the dispatch"
+        )
         assert runner.cancel(run_id)
 
     try:

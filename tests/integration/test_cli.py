@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +14,8 @@ import yaml
 from click.testing import CliRunner, Result
 
 from jobnest.cli import cli
-
-
-@pytest.fixture
-def work(tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The folder jobs run in; tasks write ``order.log`` there."""
-    folder = tmp_path / "work"
-    folder.mkdir()
-    monkeypatch.chdir(folder)
-    return folder
+from support.polling import until
+from support.processes import is_dead
 
 
 def write_jobs(folder: Path, *jobs: dict[str, Any], name: str = "jobs.yml") -> Path:
@@ -225,20 +217,7 @@ def test_soft_timeout_kills_the_tasks_children(work: Path) -> None:
     assert code == 1
     assert summary["tasks"]["slow"]["status"] == "failed"
     child = int((work / "child.pid").read_text())
-    assert wait_dead(child)
-
-
-def wait_dead(pid: int, deadline: float = 10.0) -> bool:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except FileNotFoundError:
-            return True
-        if state == "Z":
-            return True
-        time.sleep(0.02)
-    return False
+    until(lambda: is_dead(child), message=f"process {child} lives on")
 
 
 def test_retries_reattempt_a_failing_task(work: Path) -> None:

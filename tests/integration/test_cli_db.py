@@ -41,14 +41,6 @@ def jobnest(*args: str) -> Result:
 
 
 @pytest.fixture
-def work(tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "work"
-    folder.mkdir()
-    monkeypatch.chdir(folder)
-    return folder
-
-
-@pytest.fixture
 def empty_schema(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A PostgreSQL schema with no tables, configured as the database: its URL."""
     name = f"jobnest_test_empty_{datetime.now(UTC):%H%M%S%f}"

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -19,17 +17,13 @@ import pytest
 from jobnest.config import Settings, load_settings
 from jobnest.daemon import Daemon
 from jobnest.store.base import AttemptRecord
-from jobnest.store.sql import SQLStore
-from jobnest.web import create_app
+from support.polling import until_awaited
+from support.served import in_process
 
 pytestmark = pytest.mark.anyio
 GATE = "while [ ! -e open ]; do sleep 0.02; done"
 SHORT = "sleep 0.15"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+DEADLINE = 20.0  # seconds a task or a run may take to get where a test waits for it
 
 
 @pytest.fixture
@@ -67,15 +61,14 @@ class Api:
             run = await self.run(run_id)
             return run if run["status"] != "running" else None
 
-        result: dict[str, Any] = await until(done)
-        return result
+        return await until_awaited(done, DEADLINE)
 
     async def task_is(self, run_id: int, path: str, status: str, reason: Any = ...) -> None:
         async def reached() -> bool:
             task = (await self.tasks(run_id))[path]
             return bool(task["status"] == status and reason in (..., task["reason"]))
 
-        await until(reached)
+        await until_awaited(reached, DEADLINE)
 
     def open_gate(self) -> None:
         (self.workdir / "open").touch()
@@ -86,23 +79,8 @@ class Api:
 
 @pytest.fixture
 async def api(settings: Settings, tmp_path: Path) -> AsyncIterator[Api]:
-    store = SQLStore.open(settings.database_url)
-    daemon = Daemon(store, settings, workdir=str(tmp_path), zone=ZoneInfo("UTC"))
-    transport = httpx.ASGITransport(app=create_app(daemon))
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://jobnest") as client:
-            yield Api(client, daemon, tmp_path)
-    finally:
-        await daemon.close()
-        store.close()
-
-
-async def until(check: Callable[[], Awaitable[Any]], deadline: float = 20.0) -> Any:
-    end = time.monotonic() + deadline
-    while not (result := await check()):
-        assert time.monotonic() < end, "condition not met in time"
-        await asyncio.sleep(0.02)
-    return result
+    async with in_process(settings, tmp_path) as (client, daemon):
+        yield Api(client, daemon, tmp_path)
 
 
 def cmd(name: str, command: str, *after: str, **options: Any) -> dict[str, Any]:
@@ -154,7 +132,7 @@ async def test_a_task_waiting_for_a_pool_shows_queued_with_the_pool_as_its_reaso
 ) -> None:
     await api.put("pooled", cmd("a", GATE, pool="one"), cmd("b", GATE, pool="one"))
     run_id = await api.start("pooled")
-    await until(lambda: _one_of(api, run_id, "queued", "pool:one"))
+    await until_awaited(lambda: _one_of(api, run_id, "queued", "pool:one"), DEADLINE)
     api.open_gate()
     assert (await api.finished(run_id))["status"] == "succeeded"
     assert most_at_once(api.attempts(run_id)) == 1
@@ -169,30 +147,23 @@ async def test_the_global_limit_holds_across_runs_of_different_jobs(
     settings: Settings, tmp_path: Path
 ) -> None:
     limited = dataclasses.replace(settings, max_parallel=2)
-    store = SQLStore.open(limited.database_url)
-    daemon = Daemon(store, limited, workdir=str(tmp_path), zone=ZoneInfo("UTC"))
-    transport = httpx.ASGITransport(app=create_app(daemon))
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://jobnest") as client:
-            api = Api(client, daemon, tmp_path)
-            await api.put("x", *(cmd(f"x{i}", GATE) for i in range(3)))
-            await api.put("y", *(cmd(f"y{i}", GATE) for i in range(3)))
-            runs = [await api.start("x"), await api.start("y")]
-            await until(lambda: _one_of(api, runs[1], "queued", "global_limit"))
-            api.open_gate()
-            for run_id in runs:
-                assert (await api.finished(run_id))["status"] == "succeeded"
-            assert len(api.attempts(*runs)) == 6
-            assert most_at_once(api.attempts(*runs)) == 2
-    finally:
-        await daemon.close()
-        store.close()
+    async with in_process(limited, tmp_path) as (client, daemon):
+        api = Api(client, daemon, tmp_path)
+        await api.put("x", *(cmd(f"x{i}", GATE) for i in range(3)))
+        await api.put("y", *(cmd(f"y{i}", GATE) for i in range(3)))
+        runs = [await api.start("x"), await api.start("y")]
+        await until_awaited(lambda: _one_of(api, runs[1], "queued", "global_limit"), DEADLINE)
+        api.open_gate()
+        for run_id in runs:
+            assert (await api.finished(run_id))["status"] == "succeeded"
+        assert len(api.attempts(*runs)) == 6
+        assert most_at_once(api.attempts(*runs)) == 2
 
 
 async def test_a_jobs_max_parallel_limits_its_own_run_and_shows_as_job_limit(api: Api) -> None:
     await api.put("one-at-a-time", *(cmd(f"t{i}", GATE) for i in range(3)), max_parallel=1)
     run_id = await api.start("one-at-a-time")
-    await until(lambda: _one_of(api, run_id, "queued", "job_limit"))
+    await until_awaited(lambda: _one_of(api, run_id, "queued", "job_limit"), DEADLINE)
     api.open_gate()
     assert (await api.finished(run_id))["status"] == "succeeded"
     assert most_at_once(api.attempts(run_id)) == 1

@@ -3,19 +3,13 @@ daemon's app with its authentication, served by uvicorn in a thread, asked with 
 
 from __future__ import annotations
 
-import asyncio
 import json
-import socket
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-import uvicorn
 import yaml
 from click.testing import CliRunner, Result
 from test_controls import most_at_once
@@ -23,59 +17,20 @@ from test_controls import most_at_once
 from jobnest.cli import cli
 from jobnest.config import Settings, load_settings
 from jobnest.credentials import hash_password, issue_token
-from jobnest.daemon import Daemon
 from jobnest.runner import utc_now
 from jobnest.store.sql import SQLStore
-from jobnest.web import create_app
-from jobnest.web.auth import install_auth
+from support.polling import until
+from support.served import ServedDaemon
 
 GATE = "while [ ! -e open ]; do sleep 0.02; done"
-
-
-class Served:
-    """The daemon on a free port, in a thread with its own event loop."""
-
-    def __init__(self, settings: Settings, workdir: Path) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = int(sock.getsockname()[1])
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.settings = settings
-        self.workdir = workdir
-        self.server: uvicorn.Server | None = None
-        self.thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True)
-
-    async def _serve(self) -> None:
-        store = SQLStore.open(self.settings.database_url)
-        daemon = Daemon(store, self.settings, workdir=str(self.workdir), zone=ZoneInfo("UTC"))
-        app = create_app(daemon)
-        install_auth(app, store, self.settings)
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        try:
-            await self.server.serve()
-        finally:
-            await daemon.close()
-            store.close()
-
-    def start(self) -> None:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not (self.server is not None and self.server.started):
-            assert self.thread.is_alive() and time.monotonic() < deadline, "no server"
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.should_exit = True
-        self.thread.join(timeout=20)
+DEADLINE = 20.0  # seconds a task or a run may take to get where a test waits for it
 
 
 @pytest.fixture
-def client(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[httpx.Client]:
+def client(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[httpx.Client]:
     """A client of a daemon that wants a token; $JOBNEST_TOKEN holds one named ``ops``."""
-    home.mkdir()
-    settings = load_settings()
     store = SQLStore.open(settings.database_url)
     try:
         store.set_password_hash(hash_password("a long enough password"))
@@ -83,14 +38,12 @@ def client(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     finally:
         store.close()
     monkeypatch.setenv("JOBNEST_TOKEN", token)
-    served = Served(settings, tmp_path)
-    served.start()
     headers = {"Authorization": f"Bearer {token}"}
-    try:
-        with httpx.Client(base_url=served.url, headers=headers, timeout=10) as http:
-            yield http
-    finally:
-        served.stop()
+    with (
+        ServedDaemon(settings, tmp_path, auth=True) as served,
+        httpx.Client(base_url=served.url, headers=headers, timeout=10) as http,
+    ):
+        yield http
 
 
 def jobnest(client: httpx.Client, *args: str) -> Result:
@@ -106,14 +59,6 @@ def start(client: httpx.Client, name: str, *tasks: dict[str, Any]) -> int:
     return int(started.json()["id"])
 
 
-def until(check: Callable[[], Any], deadline: float = 20.0) -> Any:
-    end = time.monotonic() + deadline
-    while not (result := check()):
-        assert time.monotonic() < end, "condition not met in time"
-        time.sleep(0.02)
-    return result
-
-
 def tasks(client: httpx.Client, run_id: int) -> dict[str, dict[str, Any]]:
     return {task["path"]: task for task in client.get(f"/api/runs/{run_id}").json()["tasks"]}
 
@@ -123,8 +68,7 @@ def ended(client: httpx.Client, run_id: int) -> dict[str, Any]:
         answer: dict[str, Any] = client.get(f"/api/runs/{run_id}").json()
         return answer if answer["status"] != "running" else None
 
-    result: dict[str, Any] = until(run)
-    return result
+    return until(run, DEADLINE)
 
 
 def test_kill_stops_one_task_and_the_run_goes_on(client: httpx.Client, tmp_path: Path) -> None:
@@ -134,11 +78,11 @@ def test_kill_stops_one_task_and_the_run_goes_on(client: httpx.Client, tmp_path:
         {"name": "slow", "command": "sleep 30"},
         {"name": "other", "command": GATE},
     )
-    until(lambda: tasks(client, run_id)["slow"]["status"] == "running")
+    until(lambda: tasks(client, run_id)["slow"]["status"] == "running", DEADLINE)
     killed = jobnest(client, "kill", str(run_id), "slow")
     assert killed.exit_code == 0, killed.output
     assert f"task 'slow' of run {run_id}" in killed.stdout
-    until(lambda: tasks(client, run_id)["slow"]["reason"] == "killed")
+    until(lambda: tasks(client, run_id)["slow"]["reason"] == "killed", DEADLINE)
     assert tasks(client, run_id)["other"]["status"] == "running"
     (tmp_path / "open").touch()
     assert ended(client, run_id)["status"] == "failed"

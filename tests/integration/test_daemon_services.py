@@ -3,44 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from jobnest.config import Settings, load_settings
+from jobnest.config import Settings
 from jobnest.daemon import Daemon
 from jobnest.errors import Conflict, InvalidInput
 from jobnest.runner import Runner
 from jobnest.store.base import Store
-from jobnest.store.sql import SQLStore
-
-
-@pytest.fixture
-def settings(home: Path) -> Settings:
-    home.mkdir(parents=True)
-    return load_settings()
-
-
-@pytest.fixture
-def store(settings: Settings) -> Iterator[Store]:
-    store = SQLStore.open(settings.database_url)
-    yield store
-    store.close()
+from support.polling import until_async
+from support.processes import is_dead
 
 
 def make_daemon(store: Store, settings: Settings, workdir: Path) -> Daemon:
     return Daemon(store, settings, workdir=str(workdir), zone=ZoneInfo("UTC"))
-
-
-async def until(check: object, deadline: float = 10.0) -> None:
-    assert callable(check)
-    end = time.monotonic() + deadline
-    while not check():
-        assert time.monotonic() < end, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 def test_job_files_are_loaded_into_the_catalog(
@@ -101,7 +79,7 @@ def test_close_stops_its_runs_leaving_them_retryable_and_no_process(
         daemon = make_daemon(store, settings, tmp_path)
         daemon.put_job(definition)
         run = daemon.start_run("j")
-        await until((tmp_path / "again").exists)
+        await until_async((tmp_path / "again").exists)
         await daemon.close()
         assert not daemon.is_driving(run.id)
         return run.id
@@ -109,7 +87,7 @@ def test_close_stops_its_runs_leaving_them_retryable_and_no_process(
     async def retry_after_restart(run_id: int) -> str:
         daemon = make_daemon(store, settings, tmp_path)
         daemon.retry(run_id)
-        await until(lambda: not daemon.is_driving(run_id))
+        await until_async(lambda: not daemon.is_driving(run_id))
         await daemon.close()
         return store.get_run(run_id).status
 
@@ -117,7 +95,7 @@ def test_close_stops_its_runs_leaving_them_retryable_and_no_process(
     assert store.get_run(run_id).status == "failed"
     assert store.tasks(run_id)[0].status == "cancelled"
     pid = int((tmp_path / "pid").read_text())
-    assert not Path(f"/proc/{pid}").exists() or _is_zombie(pid)
+    assert is_dead(pid)
     assert asyncio.run(retry_after_restart(run_id)) == "succeeded"
 
 
@@ -147,10 +125,3 @@ def test_a_run_driven_by_another_process_cannot_be_cancelled_here(
         await daemon.close()
 
     asyncio.run(scenario())
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
-    except OSError:
-        return True

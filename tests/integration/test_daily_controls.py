@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
-import threading
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +18,6 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-import uvicorn
 from click.testing import CliRunner
 
 from jobnest.cli import cli
@@ -35,25 +31,14 @@ from jobnest.scheduler import Scheduler
 from jobnest.store.base import Changes, RunChange, RunRecord, Store
 from jobnest.store.sql import SQLStore
 from jobnest.web import create_app
+from support.polling import until_async, until_awaited
+from support.served import ServedDaemon, in_process
 
 MINUTE = timedelta(minutes=1)
 
 
 def utc(day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
     return datetime(2026, 3, day, hour, minute, second, tzinfo=UTC)
-
-
-@pytest.fixture
-def settings(home: Path) -> Settings:
-    home.mkdir(parents=True)
-    return load_settings()
-
-
-@pytest.fixture
-def store(settings: Settings) -> Iterator[Store]:
-    store = SQLStore.open(settings.database_url)
-    yield store
-    store.close()
 
 
 def put(store: Store, name: str = "j", command: str = "true", **fields: Any) -> None:
@@ -170,26 +155,8 @@ def test_every_task_sees_its_trigger_and_scheduled_time(
 # --- retention ---------------------------------------------------------------------------------
 
 
-def ended_run(store: Store, settings: Settings, job: str, ended: datetime) -> RunRecord:
-    """A run of ``job`` that ended at ``ended``, with a log folder of 100 bytes."""
-    run = store.create_run(
-        job=job,
-        plan={},
-        snapshot={},
-        task_paths=[],
-        workdir="/",
-        trigger="manual",
-        owner="test",
-        now=ended - MINUTE,
-    )
-    store.apply(Changes(run=RunChange(run.id, "succeeded", finished_at=ended)))
-    folder = settings.logs / str(run.id) / "0.1"
-    folder.mkdir(parents=True)
-    (folder / "stdout").write_bytes(b"x" * 100)
-    return run
-
-
 def running_run(store: Store, settings: Settings, job: str, now: datetime) -> RunRecord:
+    """A run of ``job`` created at ``now``, with an empty log folder."""
     run = store.create_run(
         job=job,
         plan={},
@@ -201,6 +168,16 @@ def running_run(store: Store, settings: Settings, job: str, now: datetime) -> Ru
         now=now,
     )
     (settings.logs / str(run.id)).mkdir(parents=True)
+    return run
+
+
+def ended_run(store: Store, settings: Settings, job: str, ended: datetime) -> RunRecord:
+    """A run of ``job`` that ended at ``ended``, with a log folder of 100 bytes."""
+    run = running_run(store, settings, job, ended - MINUTE)
+    store.apply(Changes(run=RunChange(run.id, "succeeded", finished_at=ended)))
+    folder = settings.logs / str(run.id) / "0.1"
+    folder.mkdir()
+    (folder / "stdout").write_bytes(b"x" * 100)
     return run
 
 
@@ -298,29 +275,17 @@ class Api:
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 async def api(settings: Settings, tmp_path: Path) -> AsyncIterator[Api]:
-    store = SQLStore.open(settings.database_url)
-    daemon = Daemon(store, settings, workdir=str(tmp_path), zone=ZoneInfo("UTC"))
-    transport = httpx.ASGITransport(app=create_app(daemon))
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://jobnest") as client:
-            yield Api(client, daemon)
-    finally:
-        await daemon.close()
-        store.close()
+    async with in_process(settings, tmp_path) as (client, daemon):
+        yield Api(client, daemon)
 
 
 async def finished(api: Api, run_id: int) -> dict[str, Any]:
-    deadline = time.monotonic() + 15
-    while (run := (await api.client.get(f"/api/runs/{run_id}")).json())["status"] == "running":
-        assert time.monotonic() < deadline, "the run did not end"
-        await asyncio.sleep(0.02)
-    return dict(run)
+    async def ended() -> dict[str, Any] | None:
+        run: dict[str, Any] = (await api.client.get(f"/api/runs/{run_id}")).json()
+        return run if run["status"] != "running" else None
+
+    return await until_awaited(ended, 15, "the run did not end")
 
 
 def job_body(command: str = "true", **fields: Any) -> dict[str, Any]:
@@ -465,50 +430,6 @@ async def test_healthz_tells_when_the_scheduler_last_ticked(api: Api) -> None:
 
 
 # --- the CLI against the daemon over HTTP ------------------------------------------------------
-
-
-class ServedDaemon:
-    """The daemon's app served by uvicorn on a free port, in a thread with its own loop."""
-
-    def __init__(self, settings: Settings, workdir: Path) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = int(sock.getsockname()[1])
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.settings = settings
-        self.workdir = workdir
-        self.server: uvicorn.Server | None = None
-        self.thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True)
-
-    async def _serve(self) -> None:
-        store = SQLStore.open(self.settings.database_url)
-        daemon = Daemon(store, self.settings, workdir=str(self.workdir), zone=ZoneInfo("UTC"))
-        config = uvicorn.Config(
-            create_app(daemon),
-            host="127.0.0.1",
-            port=self.port,
-            log_level="warning",
-            lifespan="off",
-        )
-        self.server = uvicorn.Server(config)
-        try:
-            await self.server.serve()
-        finally:
-            await daemon.close()
-            store.close()
-
-    def __enter__(self) -> ServedDaemon:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not (self.server is not None and self.server.started):
-            assert self.thread.is_alive() and time.monotonic() < deadline, "no server"
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.server is not None:
-            self.server.should_exit = True
-        self.thread.join(timeout=20)
 
 
 def test_pause_and_resume_through_the_cli(store: Store, settings: Settings, tmp_path: Path) -> None:
@@ -699,10 +620,8 @@ async def test_the_daemon_sweeps_by_itself_in_the_background(
     old = ended_run(api.daemon.store, settings, "a", datetime.now(UTC) - timedelta(days=100))
     sweeper = asyncio.create_task(server._retain(api.daemon))
     try:
-        deadline = time.monotonic() + 10
-        while api.daemon.store.list_runs():
-            assert time.monotonic() < deadline, "the background sweep did not remove the run"
-            await asyncio.sleep(0.02)
+        swept = "the background sweep did not remove the run"
+        await until_async(lambda: not api.daemon.store.list_runs(), message=swept)
         assert not (settings.logs / str(old.id)).exists()
     finally:
         sweeper.cancel()

@@ -4,22 +4,17 @@ real app (``create_app`` + ``install_auth``) served by uvicorn in a thread."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 import stat
-import threading
-import time
 import tomllib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-import uvicorn
 import yaml
 from click.testing import CliRunner, Result
 
@@ -30,6 +25,8 @@ from jobnest.credentials import hash_password, issue_token
 from jobnest.model.job import job_to_dict, parse_job
 from jobnest.runner import utc_now
 from jobnest.store.sql import SQLStore
+from support.ports import free_port
+from support.served import ServedDaemon
 
 
 def jobnest(*args: str, stdin: str | None = None) -> Result:
@@ -44,14 +41,6 @@ def assert_refused(result: Result, *words: str) -> None:
     assert lines[-1].startswith("error: ")
     for word in words:
         assert word in lines[-1]
-
-
-@pytest.fixture
-def work(tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "work"
-    folder.mkdir()
-    monkeypatch.chdir(folder)
-    return folder
 
 
 def write_json(path: Path, data: Any) -> str:
@@ -321,59 +310,9 @@ def test_imported_yaml_is_already_in_export_form(work: Path) -> None:
 PASSWORD = "correct horse battery"
 
 
-class ServedDaemon:
-    """The daemon's app with its authentication, served by uvicorn on a free port in a
-    thread with its own event loop; its store is only ever used from that thread."""
-
-    def __init__(self, settings: Settings, workdir: Path) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = int(sock.getsockname()[1])
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.settings = settings
-        self.workdir = workdir
-        self.server: uvicorn.Server | None = None
-        self.thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True)
-
-    async def _serve(self) -> None:
-        from jobnest.daemon import Daemon  # the web stack, for the --apply tests only
-        from jobnest.web import create_app
-        from jobnest.web.auth import install_auth
-
-        store = SQLStore.open(self.settings.database_url)
-        daemon = Daemon(store, self.settings, workdir=str(self.workdir), zone=ZoneInfo("UTC"))
-        app = create_app(daemon)
-        install_auth(app, store, self.settings)
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
-        )
-        self.server = uvicorn.Server(config)
-        try:
-            await self.server.serve()
-        finally:
-            await daemon.close()
-            store.close()
-
-    def start(self) -> None:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not (self.server is not None and self.server.started):
-            assert self.thread.is_alive() and time.monotonic() < deadline, (
-                "the server did not start"
-            )
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.should_exit = True
-        self.thread.join(timeout=20)
-
-
 @pytest.fixture
-def daemon(home: Path, work: Path) -> Iterator[tuple[ServedDaemon, dict[str, str]]]:
+def daemon(settings: Settings, work: Path) -> Iterator[tuple[ServedDaemon, dict[str, str]]]:
     """A daemon that wants a password or a token; the tokens: a full one and a read one."""
-    home.mkdir()
-    settings = load_settings()
     store = SQLStore.open(settings.database_url)
     try:
         store.set_password_hash(hash_password(PASSWORD))
@@ -381,12 +320,8 @@ def daemon(home: Path, work: Path) -> Iterator[tuple[ServedDaemon, dict[str, str
         read, _ = issue_token(store, "look", "read", now=utc_now())
     finally:
         store.close()
-    served = ServedDaemon(settings, work)
-    served.start()
-    try:
+    with ServedDaemon(settings, work, auth=True) as served:
         yield served, {"full": full, "read": read}
-    finally:
-        served.stop()
 
 
 def test_apply_saves_referenced_jobs_first_and_never_overwrites_by_surprise(
@@ -427,9 +362,7 @@ def test_apply_says_what_the_daemon_wants(
 
 
 def test_apply_to_a_port_where_nothing_listens_is_refused(work: Path) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     result = jobnest(
         "import", "crontab", "--apply", "--url", f"http://127.0.0.1:{port}", stdin="@daily x\n"
     )

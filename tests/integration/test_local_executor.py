@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
 from datetime import UTC
 from pathlib import Path
 
@@ -21,16 +20,15 @@ from jobnest.executors.wrapper import (
     split_status,
     write_exit,
 )
+from support.attempts import run_attempt
+from support.polling import until, until_async
+from support.processes import is_dead, rss_kib
 
 DEADLINE = 5.0  # seconds any poll may take before the test fails
 
 
 def run(spec: AttemptSpec, grace: float = 10.0) -> Outcome:
-    async def attempt() -> Outcome:
-        handle = await LocalExecutor(grace=grace).start(spec)
-        return await handle.wait()
-
-    return asyncio.run(attempt())
+    return run_attempt(LocalExecutor(grace=grace), spec)
 
 
 def spec(
@@ -50,37 +48,11 @@ def spec(
     )
 
 
-def eventually(predicate: Callable[[], bool]) -> bool:
-    deadline = time.monotonic() + DEADLINE
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 async def started(handle: Handle, log_dir: Path) -> None:
     """Poll until the wrapper has written its pid file."""
-    deadline = time.monotonic() + DEADLINE
-    while read_pid(log_dir) != handle.pid:
-        assert time.monotonic() < deadline, "the attempt never started"
-        await asyncio.sleep(0.01)
-
-
-def is_dead(pid: int) -> bool:
-    """Gone, or a zombie that nobody reaps."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rpartition(")")[2].split()[0] in ("Z", "X")
-
-
-def rss_kib() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS in /proc/self/status")
+    await until_async(
+        lambda: read_pid(log_dir) == handle.pid, DEADLINE, "the attempt never started"
+    )
 
 
 def test_exit_code_zero_succeeds_with_stdout_and_stderr_in_separate_files(tmp_path: Path) -> None:
@@ -181,7 +153,7 @@ def test_soft_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     outcome = run(spec(tmp_path, command, soft_timeout=0.5))
 
     assert (outcome.reason, outcome.signal) == ("soft_timeout", signal.SIGTERM)
-    assert eventually(lambda: is_dead(int((tmp_path / "child").read_text())))
+    until(lambda: is_dead(int((tmp_path / "child").read_text())), DEADLINE)
 
 
 def test_soft_timeout_kills_leftovers_after_the_grace_even_when_the_wrapper_is_gone(
@@ -195,7 +167,7 @@ def test_soft_timeout_kills_leftovers_after_the_grace_even_when_the_wrapper_is_g
     assert outcome.reason == "soft_timeout"
     assert outcome.signal == signal.SIGTERM  # the wrapper itself died of the SIGTERM
     assert time.monotonic() - started >= 0.8  # wait() covered the grace for the leftover
-    assert eventually(lambda: is_dead(int((tmp_path / "child").read_text())))
+    until(lambda: is_dead(int((tmp_path / "child").read_text())), DEADLINE)
 
 
 def test_soft_timeout_alone_is_followed_by_sigkill_after_the_grace(tmp_path: Path) -> None:
@@ -299,7 +271,7 @@ def test_group_alive_follows_a_group_and_treats_zombies_as_dead() -> None:
     try:
         assert group_alive(process.pid) and pid_alive(process.pid)
         os.killpg(process.pid, signal.SIGKILL)
-        assert eventually(lambda: is_dead(process.pid))  # a zombie until we reap it
+        until(lambda: is_dead(process.pid), DEADLINE)  # a zombie until we reap it
         assert not group_alive(process.pid) and not pid_alive(process.pid)
     finally:
         process.kill()

@@ -13,9 +13,7 @@ import email.policy
 import hashlib
 import hmac
 import json
-import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -39,18 +37,15 @@ from jobnest.runner import Runner, utc_now
 from jobnest.store.base import NewNotification, RunRecord, Store
 from jobnest.store.sql import SQLStore
 from jobnest.web import create_app
+from support.polling import until_async
+from support.ports import free_port
 
 BASE_URL = "https://jobs.example.com"
 OPS = "ops@example.com"
+DEADLINE = 15.0  # seconds a run or a delivery may take to get where a test waits for it
 
 
 # --- servers -----------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -158,13 +153,6 @@ def settings(home: Path, mailbox: tuple[Mailbox, int]) -> Settings:
 
 
 @pytest.fixture
-def store(settings: Settings) -> Iterator[Store]:
-    opened = SQLStore.open(settings.database_url)
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
 def daemon(store: Store, settings: Settings, tmp_path: Path) -> Daemon:
     return Daemon(store, settings, workdir=str(tmp_path), zone=ZoneInfo("UTC"))
 
@@ -183,13 +171,13 @@ def ref(name: str, job: str, *after: str) -> dict[str, Any]:
 
 async def run_to_end(daemon: Daemon, name: str) -> RunRecord:
     record = daemon.start_run(name)
-    await until(lambda: not daemon.is_driving(record.id))
+    await until_async(lambda: not daemon.is_driving(record.id), DEADLINE)
     return daemon.store.get_run(record.id)
 
 
 async def retry_to_end(daemon: Daemon, run_id: int) -> RunRecord:
     daemon.retry(run_id)
-    await until(lambda: not daemon.is_driving(run_id))
+    await until_async(lambda: not daemon.is_driving(run_id), DEADLINE)
     return daemon.store.get_run(run_id)
 
 
@@ -197,13 +185,6 @@ def backoff(attempts: int) -> timedelta:
     delay = retry_delay(attempts)
     assert delay is not None
     return delay
-
-
-async def until(check: Callable[[], bool], deadline: float = 15.0) -> None:
-    end = time.monotonic() + deadline
-    while not check():
-        assert time.monotonic() < end, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 def put_nested_jobs(daemon: Daemon, notify: dict[str, Any]) -> None:
@@ -675,7 +656,7 @@ def test_notifications_are_delivered_in_the_background(
         worker = asyncio.create_task(daemon.outbox.run_forever())
         try:
             await run_to_end(daemon, "bg")
-            await until(lambda: len(mailbox[0].received) == 1)
+            await until_async(lambda: len(mailbox[0].received) == 1, DEADLINE)
         finally:
             worker.cancel()
 
@@ -720,7 +701,7 @@ def test_runs_a_stopping_daemon_stops_are_recorded_for_the_next_daemon(
 
     async def scenario() -> int:
         record = daemon.start_run("long-notify")
-        await until(lambda: (tmp_path / "started").exists())
+        await until_async(lambda: (tmp_path / "started").exists(), DEADLINE)
         await daemon.close()
         return record.id
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,8 +20,10 @@ from jobnest.runner import Event, Runner
 from jobnest.store.base import RunRecord
 from jobnest.store.sql import SQLStore
 from postgres import allow_connections, fresh_database, terminate_connections
+from support.polling import until_async
 
 WAIT_FOR_GO = "echo $$ > {name}.pid; while [ ! -f go ]; do sleep 0.02; done"
+DEADLINE = 20.0  # seconds a task may take to get where a test waits for it
 
 
 @pytest.fixture
@@ -38,23 +39,9 @@ def settings(home: Path, database: str, monkeypatch: pytest.MonkeyPatch) -> Sett
     return load_settings()
 
 
-@pytest.fixture
-def store(settings: Settings) -> Iterator[SQLStore]:
-    store = SQLStore.open(settings.database_url)
-    yield store
-    store.close()
-
-
 def runner_of(store: SQLStore, settings: Settings, events: list[Event]) -> Runner:
     executor = LocalExecutor(grace=1.0)
     return Runner(store, executor, settings, observer=events.append, heartbeat=0.1)
-
-
-async def until(check: Callable[[], object], deadline: float = 20.0) -> None:
-    end = time.monotonic() + deadline
-    while not check():
-        assert time.monotonic() < end, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 JOB = parse_job(
@@ -78,7 +65,7 @@ def test_a_run_ends_right_when_its_connections_are_cut_mid_run(
 
     async def scenario() -> RunRecord:
         driving = asyncio.create_task(runner.drive(record.id))
-        await until(lambda: (tmp_path / "first.pid").exists())
+        await until_async(lambda: (tmp_path / "first.pid").exists(), DEADLINE)
         assert await asyncio.to_thread(terminate_connections, settings.database_url) >= 1
         (tmp_path / "go").touch()
         return await asyncio.wait_for(driving, 30)
@@ -103,12 +90,12 @@ def test_results_of_tasks_that_end_while_the_database_is_away_are_written_once_i
 
     async def scenario() -> RunRecord:
         driving = asyncio.create_task(runner.drive(record.id))
-        await until(lambda: (tmp_path / "first.pid").exists())
+        await until_async(lambda: (tmp_path / "first.pid").exists(), DEADLINE)
         await asyncio.to_thread(allow_connections, url, False)
         await asyncio.to_thread(terminate_connections, url)
         (tmp_path / "go").touch()  # `first` ends while the database is away
-        await until(lambda: "the database is away" in caplog.text)
-        await until(lambda: ended() == 2)  # `aside` and `first` have ended
+        await until_async(lambda: "the database is away" in caplog.text, DEADLINE)
+        await until_async(lambda: ended() == 2, DEADLINE)  # `aside` and `first` have ended
         assert ("first", "succeeded") not in {(e.path, e.status) for e in events}
         assert not (tmp_path / "then.out").exists()  # nothing new starts unrecorded
         await asyncio.to_thread(allow_connections, url, True)

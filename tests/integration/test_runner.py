@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import socket
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,20 +17,8 @@ from jobnest.executors.local import LocalExecutor
 from jobnest.model.job import Job, parse_job
 from jobnest.runner import Event, Runner
 from jobnest.store.base import AttemptRecord, Changes, Store, TaskChange, WorkerKey
-from jobnest.store.sql import SQLStore
-
-
-@pytest.fixture
-def settings(home: Path) -> Settings:
-    home.mkdir(parents=True)
-    return load_settings()
-
-
-@pytest.fixture
-def store(settings: Settings) -> Iterator[Store]:
-    store = SQLStore.open(settings.database_url)
-    yield store
-    store.close()
+from support.polling import until, until_async
+from support.processes import dead_pid, is_dead
 
 
 def make_runner(
@@ -66,7 +51,7 @@ def test_cancel_stops_running_tasks_and_skips_the_rest(
     async def scenario() -> Any:
         record = runner.start(top, {"j": top}.get, workdir=str(tmp_path))
         driving = asyncio.create_task(runner.drive(record.id))
-        await poll(lambda: (tmp_path / "slow.pid").exists())
+        await until_async(lambda: (tmp_path / "slow.pid").exists())
         assert runner.cancel(record.id)
         return await driving
 
@@ -74,13 +59,6 @@ def test_cancel_stops_running_tasks_and_skips_the_rest(
     assert final.status == "cancelled"
     statuses = {t.path: t.status for t in store.tasks(final.id)}
     assert statuses == {"slow": "cancelled", "next": "cancelled"}
-
-
-async def poll(check: Any, deadline: float = 10.0) -> None:
-    end = time.monotonic() + deadline
-    while not check():
-        assert time.monotonic() < end, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 def test_independent_branches_go_on_after_a_failure(
@@ -187,14 +165,6 @@ def test_reconcile_takes_the_real_exit_code_of_a_finished_attempt(
     assert store.get_run(run.id).status == "failed"
 
 
-def dead_pid() -> int:
-    pid = os.fork()
-    if pid == 0:
-        os._exit(0)
-    os.waitpid(pid, 0)
-    return pid
-
-
 def test_a_runner_that_loses_its_lease_kills_its_task(
     store: Store, settings: Settings, tmp_path: Path
 ) -> None:
@@ -204,23 +174,10 @@ def test_a_runner_that_loses_its_lease_kills_its_task(
     async def scenario() -> int:
         record = runner.start(top, {"j": top}.get, workdir=str(tmp_path))
         driving = asyncio.create_task(runner.drive(record.id))
-        await poll(lambda: (tmp_path / "slow.pid").exists())
+        await until_async(lambda: (tmp_path / "slow.pid").exists())
         store.release(record.id, owner=runner.owner)  # as a recovering daemon does
         await asyncio.wait_for(driving, 10)
         return int((tmp_path / "slow.pid").read_text())
 
     pid = asyncio.run(scenario())
-    assert wait_gone(pid)
-
-
-def wait_gone(pid: int, deadline: float = 10.0) -> bool:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except FileNotFoundError:
-            return True
-        if state == "Z":
-            return True
-        time.sleep(0.02)
-    return False
+    until(lambda: is_dead(pid), message=f"process {pid} lives on")

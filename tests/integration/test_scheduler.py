@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from jobnest.config import Settings, load_settings
+from jobnest.config import Settings
 from jobnest.errors import InvalidInput
 from jobnest.executors.local import LocalExecutor
 from jobnest.model.job import Job, job_to_dict, parse_job
@@ -36,19 +35,6 @@ LONDON = ZoneInfo("Europe/London")
 LORD_HOWE = ZoneInfo("Australia/Lord_Howe")  # +10:30 standard, +11 summer: 30-minute shifts
 UTC_ZONE = ZoneInfo("UTC")
 MINUTE = timedelta(minutes=1)
-
-
-@pytest.fixture
-def settings(home: Path) -> Settings:
-    home.mkdir(parents=True)
-    return load_settings()
-
-
-@pytest.fixture
-def store(settings: Settings) -> Iterator[Store]:
-    store = SQLStore.open(settings.database_url)
-    yield store
-    store.close()
 
 
 def utc(month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:

@@ -30,8 +30,9 @@ from jobnest.executors.ssh import SSHExecutor
 from jobnest.executors.ssh_hosts import SSHHosts
 from jobnest.store.sql import SQLStore
 from ssh_server import ALIAS, OTHER_ALIAS, SSHServer
-
-DEADLINE = 10.0
+from support.attempts import run_attempt
+from support.polling import DEADLINE, until, until_async
+from support.processes import marker, sleepers, until_running
 
 
 def hosts_of(server: SSHServer, tmp_path: Path, known: str | None = None) -> SSHHosts:
@@ -45,48 +46,8 @@ def spec(server: SSHServer, tmp_path: Path, command: str, host: str = ALIAS) -> 
     return AttemptSpec(command, str(server.workdir()), tmp_path / "log", host=host)
 
 
-def run(executor: SSHExecutor, attempt: AttemptSpec) -> Outcome:
-    async def main() -> Outcome:
-        try:
-            return await (await executor.start(attempt)).wait()
-        finally:
-            await executor.close()
-
-    return asyncio.run(main())
-
-
 def stderr_of(tmp_path: Path) -> str:
     return (tmp_path / "log" / "stderr").read_text()
-
-
-def sleepers(duration: str) -> list[int]:
-    """Live processes running ``sleep DURATION``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
-        except (OSError, IndexError):
-            continue
-        if argv[:2] == [b"sleep", duration.encode()] and state not in ("Z", "X"):
-            found.append(int(entry.name))
-    return found
-
-
-def eventually(predicate: Callable[[], bool]) -> bool:
-    deadline = time.monotonic() + DEADLINE
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
-async def until_running(duration: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not sleepers(duration):
-        assert time.monotonic() < deadline, f"sleep {duration} never started"
-        await asyncio.sleep(0.02)
 
 
 # --- host keys and failures to connect ---------------------------------------------------------
@@ -95,7 +56,9 @@ async def until_running(duration: str) -> None:
 def test_an_unknown_alias_fails_naming_it(ssh_server: SSHServer, tmp_path: Path) -> None:
     executor = SSHExecutor(hosts_of(ssh_server, tmp_path))
 
-    outcome = run(executor, spec(ssh_server, tmp_path, "true", host="no-such-alias.invalid"))
+    outcome = run_attempt(
+        executor, spec(ssh_server, tmp_path, "true", host="no-such-alias.invalid")
+    )
 
     assert (outcome.reason, outcome.exit_code) == ("host_unreachable", None)
     assert "unknown host 'no-such-alias.invalid': no 'Host no-such-alias.invalid'" in (
@@ -108,7 +71,7 @@ def test_an_unknown_host_key_is_refused_naming_the_way_to_trust_it(
 ) -> None:
     executor = SSHExecutor(hosts_of(ssh_server, tmp_path, known=""))
 
-    outcome = run(executor, spec(ssh_server, tmp_path, "echo ran"))
+    outcome = run_attempt(executor, spec(ssh_server, tmp_path, "echo ran"))
 
     assert outcome.reason == "auth_failed"
     message = stderr_of(tmp_path)
@@ -121,7 +84,7 @@ def test_a_changed_host_key_is_refused(ssh_server: SSHServer, tmp_path: Path) ->
     other_key = asyncssh.generate_private_key("ssh-ed25519")
     hosts = hosts_of(ssh_server, tmp_path, known=ssh_server.known_line(other_key))
 
-    outcome = run(SSHExecutor(hosts), spec(ssh_server, tmp_path, "echo ran"))
+    outcome = run_attempt(SSHExecutor(hosts), spec(ssh_server, tmp_path, "echo ran"))
 
     assert outcome.reason == "auth_failed"
     assert "showed a host key that differs from the one recorded in" in stderr_of(tmp_path)
@@ -134,7 +97,7 @@ def test_a_trusted_key_in_jobnest_known_hosts_lets_tasks_run(
     hosts = hosts_of(ssh_server, tmp_path, known="")
     hosts.trusted.write_text(ssh_server.known_line())
 
-    outcome = run(SSHExecutor(hosts), spec(ssh_server, tmp_path, "echo ran"))
+    outcome = run_attempt(SSHExecutor(hosts), spec(ssh_server, tmp_path, "echo ran"))
 
     assert outcome.ok and (tmp_path / "log" / "stdout").read_text() == "ran\n"
 
@@ -148,7 +111,7 @@ def test_refused_keys_are_auth_failed(ssh_server: SSHServer, tmp_path: Path) -> 
     )
     hosts = hosts_of(ssh_server, tmp_path)
 
-    outcome = run(
+    outcome = run_attempt(
         SSHExecutor(SSHHosts(config, hosts.known_hosts, hosts.trusted)),
         spec(ssh_server, tmp_path, "echo ran"),
     )
@@ -165,7 +128,7 @@ def test_a_missing_identity_file_is_auth_failed(ssh_server: SSHServer, tmp_path:
         ssh_server.client_config.read_text().replace(str(ssh_server.user_key), str(missing))
     )
 
-    outcome = run(
+    outcome = run_attempt(
         SSHExecutor(SSHHosts(config, (ssh_server.known_hosts,), tmp_path / "trusted")),
         spec(ssh_server, tmp_path, "true"),
     )
@@ -180,7 +143,7 @@ def test_a_refused_connection_is_host_unreachable(
 ) -> None:
     fresh_ssh_server.stop()
 
-    outcome = run(
+    outcome = run_attempt(
         SSHExecutor(hosts_of(fresh_ssh_server, tmp_path)),
         spec(fresh_ssh_server, tmp_path, "true"),
     )
@@ -207,7 +170,7 @@ def silent_host(ssh_server: SSHServer, tmp_path: Path) -> Iterator[SSHHosts]:
 def test_a_connect_timeout_is_host_unreachable(silent_host: SSHHosts, tmp_path: Path) -> None:
     attempt = AttemptSpec("true", str(tmp_path), tmp_path / "log", host=ALIAS)
 
-    outcome = run(SSHExecutor(silent_host, connect_timeout=0.3), attempt)
+    outcome = run_attempt(SSHExecutor(silent_host, connect_timeout=0.3), attempt)
 
     assert outcome.reason == "host_unreachable" and "timed out" in stderr_of(tmp_path)
 
@@ -251,7 +214,9 @@ def test_proxyjump_hosts_are_checked_like_the_target(ssh_server: SSHServer, tmp_
     via_jump = SSHHosts(jump_config(ssh_server, tmp_path, ALIAS), (), hosts.trusted)
     logins = ssh_server.log.read_text().count("Accepted publickey")
 
-    outcome = run(SSHExecutor(via_jump), spec(ssh_server, tmp_path, "echo ran", host="jumped"))
+    outcome = run_attempt(
+        SSHExecutor(via_jump), spec(ssh_server, tmp_path, "echo ran", host="jumped")
+    )
 
     assert outcome.ok and (tmp_path / "log" / "stdout").read_text() == "ran\n"
     assert ssh_server.log.read_text().count("Accepted publickey") == logins + 2  # jump, target
@@ -261,7 +226,7 @@ def test_an_unknown_proxyjump_host_is_named(ssh_server: SSHServer, tmp_path: Pat
     config = jump_config(ssh_server, tmp_path, "no-such-jump.invalid")
     hosts = SSHHosts(config, (), tmp_path / "trusted")
 
-    outcome = run(SSHExecutor(hosts), spec(ssh_server, tmp_path, "true", host="jumped"))
+    outcome = run_attempt(SSHExecutor(hosts), spec(ssh_server, tmp_path, "true", host="jumped"))
 
     assert outcome.reason == "host_unreachable"
     assert "unknown host 'no-such-jump.invalid'" in stderr_of(tmp_path)
@@ -273,7 +238,7 @@ def test_timeouts_count_from_the_start_connecting_included(
     attempt = AttemptSpec("true", str(tmp_path), tmp_path / "log", soft_timeout=0.2, host=ALIAS)
 
     started = time.monotonic()
-    outcome = run(SSHExecutor(silent_host, connect_timeout=30), attempt)
+    outcome = run_attempt(SSHExecutor(silent_host, connect_timeout=30), attempt)
 
     assert (outcome.reason, outcome.exit_code, outcome.signal) == ("soft_timeout", None, None)
     assert time.monotonic() - started < 2.0
@@ -287,7 +252,7 @@ def run_and_disturb(
     server: SSHServer, tmp_path: Path, disturb: Callable[[list[int]], None], **options: Any
 ) -> tuple[Outcome, str]:
     """Run a long sleep on ``server``; once it runs, ``disturb`` its sshd session processes."""
-    duration = f"{4000 + os.getpid() % 1000}.{time.monotonic_ns() % 10**6}"
+    duration = marker()
     executor = SSHExecutor(hosts_of(server, tmp_path), **options)
 
     async def main() -> Outcome:
@@ -313,7 +278,7 @@ def test_a_dropped_connection_is_lost_and_its_task_killed(
 
     assert (outcome.reason, outcome.exit_code) == ("lost", None)
     assert "lost the connection to host 'testhost' while the task ran" in stderr_of(tmp_path)
-    assert eventually(lambda: not sleepers(duration)), "the remote task lives on"
+    until(lambda: not sleepers(duration), message="the remote task lives on")
 
 
 def test_keepalives_notice_a_peer_that_went_silent(
@@ -338,7 +303,7 @@ def test_keepalives_notice_a_peer_that_went_silent(
 
     assert outcome.reason == "lost" and took < 5
     assert "lost the connection to host 'testhost'" in stderr_of(tmp_path)
-    assert eventually(lambda: not sleepers(duration)), "the remote task lives on"
+    until(lambda: not sleepers(duration), message="the remote task lives on")
 
 
 # --- the CLI: jobs with tasks on a host --------------------------------------------------------
@@ -457,10 +422,9 @@ def test_the_daemon_runs_tasks_on_hosts_over_ssh(cli_home: Path, ssh_server: SSH
         try:
             daemon.put_job({"name": "remote", "tasks": [task]})
             run_id = daemon.start_run("remote").id
-            deadline = time.monotonic() + DEADLINE
-            while store.get_run(run_id).status == "running":
-                assert time.monotonic() < deadline, "the run never ended"
-                await asyncio.sleep(0.02)
+            await until_async(
+                lambda: store.get_run(run_id).status != "running", message="the run never ended"
+            )
             return daemon.log_file(run_id, "t", "stdout").read_text()
         finally:
             await daemon.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from jobnest.errors import InvalidInput
 from jobnest.executors.base import AttemptSpec, Outcome
 from jobnest.executors.ssh import SSHExecutor
 from ssh_server import ALIAS, SSHServer
+from support.attempts import run_attempt
 
 
 @pytest.fixture
@@ -44,14 +44,7 @@ def jobnest(*args: str, stdin: str | None = None) -> Result:
 def run_on_host(server: SSHServer, tmp_path: Path) -> Outcome:
     executor = SSHExecutor.from_settings(load_settings())
     attempt = AttemptSpec("echo ran", str(server.workdir()), tmp_path / "log", host=ALIAS)
-
-    async def main() -> Outcome:
-        try:
-            return await (await executor.start(attempt)).wait()
-        finally:
-            await executor.close()
-
-    return asyncio.run(main())
+    return run_attempt(executor, attempt)
 
 
 def fingerprint(key: asyncssh.SSHKey) -> str:

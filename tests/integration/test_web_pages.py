@@ -3,21 +3,17 @@ real Daemon with a real SQLite store and real task processes."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
-from jobnest.config import load_settings
-from jobnest.daemon import Daemon
-from jobnest.store.sql import SQLStore
-from jobnest.web import create_app
+from jobnest.config import Settings
 from jobnest.web.layouts import rollups, summary
+from support.polling import until_awaited
+from support.served import in_process
 
 pytestmark = pytest.mark.anyio
 
@@ -41,36 +37,22 @@ PARENT = {
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def client(home: Path, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    home.mkdir(parents=True)
-    store = SQLStore.open(load_settings().database_url)
-    daemon = Daemon(store, load_settings(), workdir=str(tmp_path), zone=ZoneInfo("UTC"))
-    transport = httpx.ASGITransport(app=create_app(daemon))
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://jobnest") as http:
-            for job in (CHILD, PARENT):
-                assert (await http.put(f"/api/jobs/{job['name']}", json=job)).status_code == 201
-            yield http
-    finally:
-        await daemon.close()
-        store.close()
+async def client(settings: Settings, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    async with in_process(settings, tmp_path) as (http, _):
+        for job in (CHILD, PARENT):
+            assert (await http.put(f"/api/jobs/{job['name']}", json=job)).status_code == 201
+        yield http
 
 
 async def finished_run(client: httpx.AsyncClient, job: str) -> dict[str, Any]:
     started = await client.post(f"/api/jobs/{job}/runs")
     assert started.status_code == 201, started.text
-    deadline = time.monotonic() + 15
-    while (run := (await client.get(f"/api/runs/{started.json()['id']}")).json())[
-        "status"
-    ] == "running":
-        assert time.monotonic() < deadline, "the run did not end in time"
-        await asyncio.sleep(0.02)
-    return dict(run)
+
+    async def ended() -> dict[str, Any] | None:
+        run: dict[str, Any] = (await client.get(f"/api/runs/{started.json()['id']}")).json()
+        return run if run["status"] != "running" else None
+
+    return await until_awaited(ended, 15, "the run did not end in time")
 
 
 def kinds(layout: dict[str, Any]) -> dict[str, str]:
