@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from jobnest.config import Settings, load_settings
+from jobnest.config import Settings
 from jobnest.daemon import Daemon
 from jobnest.errors import StoreError
 from jobnest.files import load_jobs
@@ -64,17 +64,6 @@ class Api:
 
     async def log(self, run_id: int, path: str, **params: Any) -> httpx.Response:
         return await self.client.get(f"/api/runs/{run_id}/tasks/{path}/log", params=params)
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def settings(home: Path) -> Settings:
-    home.mkdir(parents=True)
-    return load_settings()
 
 
 @pytest.fixture

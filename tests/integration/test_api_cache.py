@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from jobnest.config import Settings, load_settings
+from jobnest.config import Settings
 from jobnest.daemon import Daemon
 from jobnest.model.job import job_to_dict, parse_job
 from jobnest.store.sql import SQLStore
@@ -22,17 +22,6 @@ from jobnest.web import create_app
 from jobnest.web.cache import TTL
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def settings(home: Path) -> Settings:
-    home.mkdir(parents=True)
-    return load_settings()
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import httpx
 import pytest
 import uvicorn
 
-from jobnest.config import Settings, load_settings
+from jobnest.config import Settings
 from jobnest.daemon import Daemon
 from jobnest.store.sql import SQLStore
 from jobnest.web import create_app
@@ -33,17 +33,6 @@ pytestmark = pytest.mark.anyio
 class Served:
     client: httpx.AsyncClient
     daemon: Daemon
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def settings(home: Path) -> Settings:
-    home.mkdir(parents=True)
-    return load_settings()
 
 
 @pytest.fixture
