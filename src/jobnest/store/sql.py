@@ -1250,17 +1250,7 @@ def _retryable_job(conn: Connection, run_id: int) -> str:
 
 def _restart_run(conn: Connection, run_id: int, *, owner: str, now: datetime) -> None:
     """The run back to running; its unfinished tasks back to pending, outcome cleared."""
-    conn.execute(
-        sa.update(runs)
-        .where(runs.c.id == run_id)
-        .values(
-            status="running",
-            retries=runs.c.retries + 1,
-            owner=owner,
-            heartbeat_at=now,
-            finished_at=None,
-        )
-    )
+    _continue_run(conn, run_id, owner=owner, now=now)
     conn.execute(
         sa.update(task_runs)
         .where(task_runs.c.run_id == run_id, task_runs.c.status.in_(_RESET_ON_RETRY))
