@@ -24,6 +24,7 @@ class JobPage {
     this.opened = new Set(); // references opened because the latest run failed inside them
     this.url = `/api/jobs/${jn.path(this.definition.name)}`;
     this.editing = null; // the name of the task in the editor; "" for a new one
+    this.hosts = null; // a promise of the SSH config's hosts, once a task form has opened
     this.graph = new JobnestGraph(document.getElementById("graph"), {
       load: (query) => this.loadLayout(query),
       editable: true,
@@ -240,6 +241,7 @@ class JobPage {
     const form = editor.querySelector("form");
     form.addEventListener("input", () => this.checkSoon(form, () => this.candidate(form)));
     form.addEventListener("submit", (e) => { e.preventDefault(); this.submitTask(form); });
+    this.offerHosts(form);
     if (!name) form.elements.name.select();
     if (name) this.graph.select(name);
   }
@@ -276,13 +278,38 @@ class JobPage {
           <div class="stack" style="margin-top:.5rem">
             <div class="row2">${options("soft_timeout", "Soft timeout (s)", 'inputmode="decimal"')}${options("hard_timeout", "Hard timeout (s)", 'inputmode="decimal"')}</div>
             <div class="row2">${options("retries", "Retries", 'inputmode="numeric"')}${options("retry_delay", "Retry delay (s)", 'inputmode="decimal"')}</div>
-            <div class="row2">${options("backoff", "Backoff ×", 'inputmode="decimal"')}${options("host", "Host (SSH)")}</div>
+            <div class="row2">${options("backoff", "Backoff ×", 'inputmode="decimal"')}</div>
+            ${this.hostHtml(task)}
           </div></details>
         <p class="error small" data-error-for="form" role="alert" hidden></p>
         <div class="actions"><button type="submit" class="primary">${isNew ? "Add" : "Save"}</button>
           ${isNew ? "" : '<button type="button" class="danger-outline" data-delete-task>Delete</button>'}
           <span class="saved muted small" aria-live="polite"></span></div>
       </form>`;
+  }
+
+  // A free text field; once the SSH config's hosts are known, it offers them too (hosts.js).
+  hostHtml(task) {
+    return `<div class="field"><label for="t-host">Host (SSH)</label>
+      <div class="combo"><input id="t-host" name="host" value="${jn.esc(task.host ?? "")}" placeholder="none: runs here"
+        autocomplete="off" spellcheck="false"></div>
+      <p class="host-hint muted small" id="t-host-hint" hidden></p>
+      <p class="warning small" id="t-host-warning" aria-live="polite" hidden></p>
+      <p class="error small" data-error-for="host" role="alert" hidden></p></div>`;
+  }
+
+  // The hosts of the daemon's SSH config, asked for once; none if that fails.
+  sshHosts() {
+    this.hosts ??= jn.api("GET", "/api/hosts")
+      .then((result) => (result.ok && Array.isArray(result.data) ? result.data : []))
+      .catch(() => []);
+    return this.hosts;
+  }
+
+  async offerHosts(form) {
+    const hosts = await this.sshHosts();
+    if (!hosts.length || !form.isConnected) return;
+    new HostPicker(form.elements.host, hosts, form.querySelector("#t-host-hint"), form.querySelector("#t-host-warning"));
   }
 
   afterHtml(task) {
