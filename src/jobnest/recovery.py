@@ -6,7 +6,8 @@ claimed (``Store.claim_runs``): of several processes that find it, one takes it.
 running attempts is then settled:
 
 - its exit-code file says how it ended (the wrapper wrote it, even with no daemon watching);
-- else, when its driver ran on this host, what is left of its process group is killed;
+- else, when its driver ran on this host, what is left of its process group is killed, and so
+  are its processes that left the group (``setsid``), found by the attempt's key;
 - else it is marked ``lost``. An attempt whose driver ran on another host cannot be killed
   from here, and its exit-code file is over there (unless the data directory is shared): it
   is marked ``lost`` though it may still be running there, until that host's daemon reaches
@@ -27,8 +28,10 @@ import signal
 import socket
 from collections.abc import Collection
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from jobnest.config import Settings
+from jobnest.executors.escapees import kill_left_by
 from jobnest.executors.wrapper import group_alive, pid_alive, read_exit, read_pid
 from jobnest.model.run import DONE_OK
 from jobnest.runner import default_owner, utc_now
@@ -150,13 +153,17 @@ def _settle(
 ) -> Changes:
     """End the run's running attempts; with ``resume``, every unfinished task to ``pending``."""
     changes = Changes()
+    lost_here: list[Path] = []
     for task in tasks:
         if task.status == "running":
-            _settle_attempt(changes, store, settings, run, task, now, resume=resume)
+            lost = _settle_attempt(changes, store, settings, run, task, now, resume=resume)
+            if lost is not None:
+                lost_here.append(lost)
         elif resume and task.status not in DONE_OK:
             changes.tasks.append(TaskChange(run.id, task.path, "pending"))
         elif task.status == "queued":
             changes.tasks.append(TaskChange(run.id, task.path, "failed", "lost", finished_at=now))
+    kill_left_by(lost_here)  # one look through /proc for all of them
     return changes
 
 
@@ -169,9 +176,11 @@ def _settle_attempt(
     now: datetime,
     *,
     resume: bool,
-) -> None:
+) -> Path | None:
+    """Record how the task's last attempt ended; the log folder of one lost on this host."""
     attempt = store.attempts(run.id, task.path)[-1]
-    code = _ending(settings, attempt.log_dir, kill=_is_local(run.owner))
+    here = _is_local(run.owner)
+    code = _ending(settings, attempt.log_dir, kill=here)
     status = "succeeded" if code == 0 else "failed"
     reason = None if code == 0 else ("lost" if code is None else "exit_code")
     if code is None:  # a worker may still run it elsewhere: tell it to stop (no-op if none)
@@ -183,6 +192,7 @@ def _settle_attempt(
         changes.tasks.append(TaskChange(run.id, task.path, "pending"))
     else:
         changes.tasks.append(TaskChange(run.id, task.path, status, reason, code, finished_at=now))
+    return settings.home / attempt.log_dir if here and code is None else None
 
 
 def _is_local(owner: str | None) -> bool:

@@ -5,12 +5,19 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path
 
+import pytest
+
+from jobnest import recovery
+from jobnest.config import Settings
 from jobnest.executors.base import AttemptSpec, Handle, Outcome
+from jobnest.executors.escapees import VARIABLE, new_key
 from jobnest.executors.local import LocalExecutor
 from jobnest.executors.wrapper import (
     group_alive,
@@ -20,11 +27,17 @@ from jobnest.executors.wrapper import (
     split_status,
     write_exit,
 )
+from jobnest.model.job import parse_job
+from jobnest.runner import Runner, utc_now
+from jobnest.store.base import AttemptRecord, Changes, Store, TaskChange
 from support.attempts import run_attempt
 from support.polling import until, until_async
-from support.processes import is_dead, rss_kib
+from support.processes import dead_pid, is_dead, rss_kib
 
 DEADLINE = 5.0  # seconds any poll may take before the test fails
+# a process that leaves the task's group and session, and says its pid
+ESCAPE = "setsid sh -c '{trap}echo $$ >escaped.pid; exec sleep 1000' &"
+STUBBORN = 'trap "" TERM; '  # for ESCAPE: ignore SIGTERM (sleep inherits that)
 
 
 def run(spec: AttemptSpec, grace: float = 10.0) -> Outcome:
@@ -277,3 +290,117 @@ def test_group_alive_follows_a_group_and_treats_zombies_as_dead() -> None:
         process.kill()
         process.wait()
     assert not group_alive(process.pid) and not pid_alive(process.pid)
+
+
+def escaped_pid(workdir: Path) -> int | None:
+    """The pid the escaped process wrote, once it has written it whole."""
+    text = (workdir / "escaped.pid").read_text() if (workdir / "escaped.pid").exists() else ""
+    return int(text) if text.endswith("\n") else None
+
+
+@pytest.fixture
+def bystanders(tmp_path: Path) -> Iterator[list[int]]:
+    """``sleep 1000`` in sessions of their own, like the escaped ones, but not of the
+    attempt: one without a key, one with the key of an earlier attempt in the same log dir."""
+    keys = [{}, {VARIABLE: new_key(tmp_path / "log")}]
+    started = [
+        subprocess.Popen(
+            ["sh", "-c", "exec sleep 1000"], env={**os.environ, **key}, start_new_session=True
+        )
+        for key in keys
+    ]
+    yield [process.pid for process in started]
+    for process in started:
+        process.kill()
+        process.wait()
+
+
+def test_terminate_kills_what_escaped_the_group_and_nothing_else(
+    tmp_path: Path, bystanders: list[int]
+) -> None:
+    attempt = spec(tmp_path, ESCAPE.format(trap="") + " wait")
+
+    async def cancel() -> tuple[float, Outcome, int]:
+        handle = await LocalExecutor().start(attempt)
+        escaped = await until_async(lambda: escaped_pid(tmp_path), DEADLINE, "never escaped")
+        before = time.monotonic()
+        await handle.terminate(grace=30)
+        outcome = await handle.wait()
+        return time.monotonic() - before, outcome, escaped
+
+    took, outcome, escaped = asyncio.run(cancel())
+
+    assert (outcome.reason, outcome.signal) == ("cancelled", signal.SIGTERM)
+    assert took < 10  # it died of the SIGTERM: nowhere near the grace
+    until(lambda: is_dead(escaped), DEADLINE)
+    assert not any(is_dead(pid) for pid in bystanders)
+
+
+def test_an_escaped_process_that_ignores_sigterm_is_sigkilled_after_the_grace(
+    tmp_path: Path,
+) -> None:
+    attempt = spec(tmp_path, ESCAPE.format(trap=STUBBORN) + " wait")
+
+    async def cancel() -> tuple[float, Outcome, int]:
+        handle = await LocalExecutor().start(attempt)
+        escaped = await until_async(lambda: escaped_pid(tmp_path), DEADLINE, "never escaped")
+        before = time.monotonic()
+        await handle.terminate(grace=0.5)
+        outcome = await handle.wait()
+        return time.monotonic() - before, outcome, escaped
+
+    took, outcome, escaped = asyncio.run(cancel())
+
+    assert outcome.signal == signal.SIGTERM  # the wrapper died at once; the escaped one lived on
+    assert took >= 0.5  # wait() covered the grace for it
+    until(lambda: is_dead(escaped), DEADLINE)
+
+
+@pytest.mark.parametrize("timeout", ["soft_timeout", "hard_timeout"])
+def test_timeouts_kill_what_escaped_the_group(tmp_path: Path, timeout: str) -> None:
+    command = ESCAPE.format(trap="") + " while [ ! -s escaped.pid ]; do :; done; wait"
+    attempt = spec(tmp_path, command, **{timeout: 0.5})
+
+    outcome = run(attempt)
+
+    escaped = escaped_pid(tmp_path)  # written before the timeout: the command waited for it
+    assert outcome.reason == timeout and escaped is not None
+    until(lambda: is_dead(escaped), DEADLINE)
+
+
+def test_an_attempt_that_ends_by_itself_leaves_what_escaped_running(tmp_path: Path) -> None:
+    outcome = run(spec(tmp_path, ESCAPE.format(trap="")))
+
+    escaped = until(lambda: escaped_pid(tmp_path), DEADLINE, "never escaped")
+    try:
+        assert outcome.ok and not is_dead(escaped)  # like a daemon a cron job starts
+    finally:
+        os.kill(escaped, signal.SIGKILL)
+
+
+def test_recovery_kills_what_escaped_an_attempt_of_a_dead_daemon(
+    store: Store, settings: Settings, tmp_path: Path
+) -> None:
+    top = parse_job({"name": "j", "tasks": [{"name": "t", "command": "true"}]})
+    owner = f"{socket.gethostname()}:{dead_pid()}"
+    run = Runner(store, LocalExecutor(), settings, owner=owner).start(
+        top, {"j": top}.get, workdir=str(tmp_path)
+    )
+    log_dir = settings.logs / str(run.id) / "0.1"
+    log_dir.mkdir(parents=True)
+    relative = str(log_dir.relative_to(settings.home))
+    store.apply(
+        Changes(
+            started=[AttemptRecord(run.id, "t", 1, "running", utc_now(), relative, "true")],
+            tasks=[TaskChange(run.id, "t", "running", started_at=utc_now())],
+        )
+    )
+    env = {**os.environ, VARIABLE: new_key(log_dir)}  # what the dead daemon gave the attempt
+    escaped = subprocess.Popen(["sleep", "1000"], env=env, start_new_session=True)
+    try:
+        assert recovery.reconcile_stale(store, settings) == [run.id]
+        until(lambda: is_dead(escaped.pid), DEADLINE)
+    finally:
+        escaped.kill()
+        escaped.wait()
+    assert store.tasks(run.id)[0].reason == "lost"

@@ -10,6 +10,9 @@ daemon's memory; stdin is ``/dev/null``. Timers run on the event loop's monotoni
 
 Once the group has been signalled, ``wait()`` returns only when none of its processes is left
 alive: members that outlive the wrapper get the SIGKILL at the end of the grace period too.
+Every signal to the group also reaches the attempt's processes that left it (``setsid``), found
+by the key each of them inherits (``escapees``), on the same schedule. An attempt that ends by
+itself is not looked at: what it leaves running, in its group or out of it, lives on.
 
 The wait is a pidfd watched by the event loop (Linux 5.3+): asyncio's own subprocesses, on
 Python 3.11, wait for each child in a thread of its own, which doubled the cost of a short task.
@@ -21,7 +24,7 @@ import asyncio
 import os
 import signal
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +41,7 @@ from jobnest.executors.base import (
     output_size,
     reason_of,
 )
+from jobnest.executors.escapees import VARIABLE, Census, Escapees, new_key
 from jobnest.executors.stopping import Stopping
 from jobnest.executors.wrapper import group_alive, split_status, wrapper_argv, write_exit
 
@@ -50,16 +54,19 @@ class LocalExecutor(Executor):
     def __init__(self, grace: float = 10.0) -> None:
         self.grace = grace  # seconds between a soft timeout's SIGTERM and its SIGKILL
         self._pids: set[int] = set()  # wrappers started and not yet reaped
+        self._census = Census()  # shared by the attempts stopped at once
 
     async def start(self, spec: AttemptSpec) -> Handle:
         started_at = datetime.now(UTC)
         started = asyncio.get_running_loop().time()
+        key = new_key(spec.log_dir)
         try:
-            process = _spawn(spec)
+            process = _spawn(spec, key)
         except (OSError, ValueError) as exc:
             return FailedStart(_start_error(spec, exc, started_at))
         self._pids.add(process.pid)
-        handle = LocalHandle(process, spec, started_at, started, self.grace)
+        escaped = Escapees(key, process.pid, self._census)
+        handle = LocalHandle(process, spec, started_at, started, self.grace, escaped)
         handle.on_reaped = self._pids.discard
         return handle
 
@@ -77,6 +84,7 @@ class LocalHandle(Stopping, Handle):
         started_at: datetime,
         started: float,
         grace: float,
+        escaped: Escapees,
     ) -> None:
         self.pid = process.pid
         self._pgid = process.pid  # the wrapper leads its own session and group
@@ -86,6 +94,7 @@ class LocalHandle(Stopping, Handle):
         self._init_stopping(grace)
         self._ended = False  # the wrapper has exited and been reaped
         self.on_reaped: Callable[[int], None] = lambda pid: None
+        self._escaped = escaped  # the attempt's processes that left the group
         self._outcome: Outcome | None = None
         self._arm(spec, started)
 
@@ -101,6 +110,7 @@ class LocalHandle(Stopping, Handle):
     def _signal(self, sig: signal.Signals) -> None:
         with suppress(ProcessLookupError):
             os.killpg(self._pgid, sig)
+        self._escaped.signal(sig)
 
     async def _end(self) -> Outcome:
         returncode = await _wait_exit(self._process)
@@ -118,10 +128,14 @@ class LocalHandle(Stopping, Handle):
         if self._kill_at is None:
             return
         loop = asyncio.get_running_loop()
-        while group_alive(self._pgid) and loop.time() < self._kill_at:
+        while self._is_left() and loop.time() < self._kill_at:
             await asyncio.sleep(POLL_INTERVAL)
-        if group_alive(self._pgid):
+        if self._is_left():
             self._signal(signal.SIGKILL)
+
+    def _is_left(self) -> bool:
+        """Whether a process of the group, or one out of it that we signalled, is alive."""
+        return group_alive(self._pgid) or self._escaped.any_alive()
 
     def _outcome_of(self, returncode: int) -> Outcome:
         exit_code, sig = split_status(returncode)
@@ -149,7 +163,7 @@ class FailedStart(Handle):
         """Nothing runs, so nothing to stop."""
 
 
-def _spawn(spec: AttemptSpec) -> subprocess.Popen[bytes]:
+def _spawn(spec: AttemptSpec, key: str) -> subprocess.Popen[bytes]:
     _prepare_log_dir(spec.log_dir)
     with (
         open(spec.log_dir / STDOUT, "wb", buffering=0) as stdout,
@@ -161,7 +175,7 @@ def _spawn(spec: AttemptSpec) -> subprocess.Popen[bytes]:
             stdout=stdout,
             stderr=stderr,
             cwd=spec.workdir,
-            env=_environment(spec.env),
+            env={**os.environ, **spec.env, VARIABLE: key},
             start_new_session=True,
         )
 
@@ -173,11 +187,6 @@ def _prepare_log_dir(log_dir: Path) -> None:
         for stale in (PID, EXIT):  # a reused log directory must not tell of an earlier attempt
             with suppress(FileNotFoundError):
                 (log_dir / stale).unlink()
-
-
-def _environment(extra: Mapping[str, str]) -> dict[str, str] | None:
-    """The daemon's environment plus ``extra``; None (inherit it as is) if nothing is added."""
-    return {**os.environ, **extra} if extra else None
 
 
 async def _wait_exit(process: subprocess.Popen[bytes]) -> int:

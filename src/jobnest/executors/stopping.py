@@ -5,7 +5,8 @@
 - ``terminate(grace)``: SIGTERM to the group, then SIGKILL after ``grace``.
 
 Timers run on the event loop's monotonic clock. A handle mixes this in and says how a
-signal reaches its group (``_signal``): ``killpg`` locally, a second channel over SSH.
+signal reaches its group (``_signal``): ``killpg`` locally, where it also reaches the attempt's
+processes that left the group (``escapees``), and a second channel over SSH.
 """
 
 from __future__ import annotations
