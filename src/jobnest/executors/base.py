@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from jobnest.model.run import Reason
@@ -99,3 +100,33 @@ def output_size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
+
+
+class FailedStart(Handle):
+    """An attempt that never started: ``wait()`` gives its outcome, with reason "error"."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        self._outcome = outcome
+
+    async def wait(self) -> Outcome:
+        return self._outcome
+
+    async def terminate(self, grace: float) -> None:
+        """Nothing runs, so nothing to stop."""
+
+
+def failed_start(spec: AttemptSpec, started_at: datetime, why: str) -> Handle:
+    """An attempt refused before it started: ``why`` goes to its stderr file."""
+    with suppress(OSError):
+        spec.log_dir.mkdir(parents=True, exist_ok=True)
+        with open(spec.log_dir / STDERR, "a", encoding="utf-8") as stderr:
+            stderr.write(f"jobnest: {why}\n")
+    return FailedStart(
+        Outcome(
+            started_at=started_at,
+            finished_at=datetime.now(UTC),
+            reason="error",
+            stdout_size=output_size(spec.log_dir / STDOUT),
+            stderr_size=output_size(spec.log_dir / STDERR),
+        )
+    )

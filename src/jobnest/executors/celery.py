@@ -39,9 +39,9 @@ from jobnest.executors.base import (
     Executor,
     Handle,
     Outcome,
+    failed_start,
     output_size,
 )
-from jobnest.executors.router import failed_start
 from jobnest.executors.worker import outcome_from_dict, serve, spec_to_dict
 from jobnest.model.run import Reason
 from jobnest.store.base import Store, WorkerAttempt, WorkerKey

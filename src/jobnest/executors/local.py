@@ -38,6 +38,7 @@ from jobnest.executors.base import (
     Executor,
     Handle,
     Outcome,
+    failed_start,
     output_size,
     reason_of,
 )
@@ -63,7 +64,9 @@ class LocalExecutor(Executor):
         try:
             process = _spawn(spec, key)
         except (OSError, ValueError) as exc:
-            return FailedStart(_start_error(spec, exc, started_at))
+            return failed_start(
+                spec, started_at, f"cannot start the task in {spec.workdir!r}: {exc}"
+            )
         self._pids.add(process.pid)
         escaped = Escapees(key, process.pid, self._census)
         handle = LocalHandle(process, spec, started_at, started, self.grace, escaped)
@@ -150,19 +153,6 @@ class LocalHandle(Stopping, Handle):
         )
 
 
-class FailedStart(Handle):
-    """An attempt that never started: ``wait()`` gives its outcome, with reason "error"."""
-
-    def __init__(self, outcome: Outcome) -> None:
-        self._outcome = outcome
-
-    async def wait(self) -> Outcome:
-        return self._outcome
-
-    async def terminate(self, grace: float) -> None:
-        """Nothing runs, so nothing to stop."""
-
-
 def _spawn(spec: AttemptSpec, key: str) -> subprocess.Popen[bytes]:
     _prepare_log_dir(spec.log_dir)
     with (
@@ -208,18 +198,3 @@ async def _wait_exit(process: subprocess.Popen[bytes]) -> int:
 def _settle(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
-
-
-def _start_error(spec: AttemptSpec, exc: Exception, started_at: datetime) -> Outcome:
-    """Tell the user in the attempt's stderr file why it could not start."""
-    with suppress(OSError):
-        spec.log_dir.mkdir(parents=True, exist_ok=True)
-        with open(spec.log_dir / STDERR, "a", encoding="utf-8") as stderr:
-            stderr.write(f"jobnest: cannot start the task in {spec.workdir!r}: {exc}\n")
-    return Outcome(
-        started_at=started_at,
-        finished_at=datetime.now(UTC),
-        reason="error",
-        stdout_size=output_size(spec.log_dir / STDOUT),
-        stderr_size=output_size(spec.log_dir / STDERR),
-    )

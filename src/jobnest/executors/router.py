@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import suppress
 from datetime import UTC, datetime
 
 from jobnest.config import Settings
-from jobnest.executors.base import STDERR, AttemptSpec, Executor, Handle, Outcome
-from jobnest.executors.local import FailedStart, LocalExecutor
+from jobnest.executors.base import AttemptSpec, Executor, Handle, failed_start
+from jobnest.executors.local import LocalExecutor
 
 NO_BROKER = (
     "the task names queue {queue!r} but no Celery broker is configured: set [celery] broker "
@@ -86,15 +85,3 @@ def celery_executor(settings: Settings) -> Executor | None:
     store = SQLStore.open(settings.database_url)
     app = make_app(settings.celery_broker)
     return CeleryExecutor(store, app, grace=settings.grace, owns_store=True)
-
-
-def failed_start(spec: AttemptSpec, started_at: datetime, why: str) -> Handle:
-    """An attempt refused before it started: ``why`` goes to its stderr file."""
-    stderr = spec.log_dir / STDERR
-    with suppress(OSError):
-        spec.log_dir.mkdir(parents=True, exist_ok=True)
-        with open(stderr, "a", encoding="utf-8") as file:
-            file.write(f"jobnest: {why}\n")
-    size = stderr.stat().st_size if stderr.exists() else 0
-    outcome = Outcome(started_at, datetime.now(UTC), reason="error", stderr_size=size)
-    return FailedStart(outcome)

@@ -58,10 +58,10 @@ from jobnest.executors.base import (
     Executor,
     Handle,
     Outcome,
+    failed_start,
     output_size,
     reason_of,
 )
-from jobnest.executors.local import FailedStart
 from jobnest.executors.ssh_hosts import SSHHosts, describe
 from jobnest.executors.ssh_pool import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -123,7 +123,9 @@ class SSHExecutor(Executor):
             command = remote_command(spec)
             files = _open_logs(spec.log_dir)
         except (OSError, ValueError) as exc:
-            return FailedStart(_start_error(spec, exc, started_at))
+            return failed_start(
+                spec, started_at, f"cannot start the task on host {spec.host!r}: {exc}"
+            )
         return SSHHandle(spec, command, files, self.connections, self.grace, started_at)
 
     async def close(self) -> None:
@@ -390,19 +392,6 @@ def _open_logs(log_dir: Path) -> tuple[BinaryIO, BinaryIO]:
     except OSError:
         stdout.close()
         raise
-
-
-def _start_error(spec: AttemptSpec, exc: Exception, started_at: datetime) -> Outcome:
-    with suppress(OSError):
-        spec.log_dir.mkdir(parents=True, exist_ok=True)
-        with open(spec.log_dir / STDERR, "a", encoding="utf-8") as stderr:
-            stderr.write(f"jobnest: cannot start the task on host {spec.host!r}: {exc}\n")
-    return Outcome(
-        started_at=started_at,
-        finished_at=datetime.now(UTC),
-        reason="error",
-        stderr_size=output_size(spec.log_dir / STDERR),
-    )
 
 
 def _kill_command(sig: signal.Signals, pgid: int) -> str:
