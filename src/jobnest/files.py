@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,24 @@ def _files(paths: Sequence[str | Path]) -> Iterable[Path]:
             raise InvalidInput(f"no such file or folder: {str(raw)!r}")
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2's booleans: only ``true`` and ``false``.
+
+    YAML 1.1 also reads ``yes``, ``no``, ``on``, ``off``, ``y`` and ``n`` as booleans, which
+    turned a task named ``no`` into ``False`` and ``notify: {on: [failure]}`` into a key
+    ``True``. No field of a job file is a boolean written any other way.
+    """
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile("^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
 def _decode(file: Path) -> Any:
     try:
         text = file.read_text(encoding="utf-8")
@@ -74,7 +93,7 @@ def _decode(file: Path) -> Any:
     except OSError as exc:
         raise InvalidInput(f"{file}: cannot read: {exc.strerror}") from None
     try:
-        return json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
+        return json.loads(text) if file.suffix == ".json" else yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"{file}:{exc.lineno}: invalid JSON: {exc.msg}") from None
     except yaml.YAMLError as exc:
