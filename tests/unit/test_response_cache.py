@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from jobnest.hub import HubEvent
 from jobnest.web.cache import TTL, ResponseCache
 
 
@@ -54,3 +55,22 @@ def test_a_failed_make_keeps_nothing() -> None:
     with pytest.raises(RuntimeError):
         cache.body("/api/runs/1", fail)
     assert cache.body("/api/runs/1", lambda: b"back") == b"back"
+
+
+def test_a_task_event_drops_only_its_runs_page_and_any_other_event_drops_all() -> None:
+    cache = ResponseCache(clock=Clock())
+    urls = ["/api/runs/7", "/api/runs/7?x=1", "/api/runs/70", "/api/runs", "/api/jobs"]
+    for url in urls:
+        cache.body(url, lambda: b"old")
+
+    cache.hear(HubEvent("b:1", "task", {"run_id": 7, "path": "load/stage"}))
+    assert [cache.body(url, lambda: b"new") for url in urls] == [
+        b"new",
+        b"new",
+        b"old",
+        b"old",
+        b"old",
+    ]
+
+    cache.hear(HubEvent("b:2", "run", {"run_id": 70, "status": "failed"}))
+    assert {cache.body(url, lambda: b"newer") for url in urls} == {b"newer"}

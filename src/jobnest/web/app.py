@@ -63,7 +63,7 @@ def create_app(daemon: Daemon) -> FastAPI:
     )
     app.state.daemon = daemon
     app.state.responses = responses = ResponseCache()
-    daemon.hub.listeners.append(responses.clear)
+    daemon.hub.listeners.append(responses.hear)
     app.add_middleware(ClearAfterWrites, cache=responses)
     app.include_router(api.router)
     app.include_router(events.router)

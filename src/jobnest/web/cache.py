@@ -4,7 +4,8 @@ Dashboards and scripts poll the same few URLs (the runs, the jobs, one run with 
 between two changes every one of those requests would read the database and serialise the
 same answer again. A body is kept per URL (path and query) and dropped, all at once:
 
-- when the daemon publishes an event (``EventHub``): a run, task or job changed here;
+- when the daemon publishes an event (``EventHub``): a run, task or job changed here (a
+  task's change drops only its run's page: the lists show runs, not tasks);
 - after every request that may write (any method but GET, HEAD and OPTIONS);
 - ``TTL`` seconds after it was made, for what changes without an event of this daemon's:
   another daemon on the same database, the CLI, a notification's delivery.
@@ -19,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from jobnest.hub import HubEvent
 
 TTL = 1.0  # seconds a body is served without a change being announced
 MAX_ENTRIES = 1024  # distinct URLs kept; past it everything is dropped and made anew
@@ -51,9 +54,20 @@ class ResponseCache:
         self._entries[url] = _Entry(body, now)
         return body
 
-    def clear(self, *_: object) -> None:
-        """Drop every body (takes and ignores an event, to listen to the hub)."""
+    def clear(self) -> None:
+        """Drop every body."""
         self._entries.clear()
+
+    def hear(self, event: HubEvent) -> None:
+        """Drop what ``event`` may have changed: a task's change shows only in its run's
+        page (lists carry runs, not tasks); anything else may show anywhere."""
+        run_id = event.data.get("run_id")
+        if event.kind != "task" or not isinstance(run_id, int):
+            self.clear()
+            return
+        page = f"/api/runs/{run_id}"
+        for url in [u for u in self._entries if u == page or u.startswith(f"{page}?")]:
+            del self._entries[url]
 
 
 class ClearAfterWrites:
