@@ -280,6 +280,7 @@ UNKNOWN_RUN_CALLS: dict[str, Callable[[Store], object]] = {
     "get_plan": lambda store: store.get_plan(999),
     "get_snapshot": lambda store: store.get_snapshot(999),
     "tasks": lambda store: store.tasks(999),
+    "run_view": lambda store: store.run_view(999),
     "begin_retry": lambda store: store.begin_retry(999, owner="box:1", now=T0),
     "fix_command": lambda store: store.fix_command(999, "extract", "true", now=T0),
     "heartbeat": lambda store: store.heartbeat(999, owner="box:1", now=T0),
@@ -525,6 +526,20 @@ def test_fix_command_replaces_the_command_and_records_old_and_new(store: Store) 
         "load/merge": "psql -f merge3.sql",
         "report": None,
     }
+
+
+def test_run_view_holds_the_run_and_what_its_page_shows(store: Store) -> None:
+    run = start(store)
+    finish(store, run.id, "failed")
+    fix = store.fix_command(run.id, "load/merge", "psql -f merge2.sql", now=T0)
+
+    view = store.run_view(run.id)
+
+    assert view.run == store.get_run(run.id)
+    assert view.tasks == store.tasks(run.id)
+    assert view.fixes == [fix]
+    assert view.notifications == store.notifications(run.id)
+    assert view.marks == store.task_marks(run.id)
 
 
 def test_a_running_run_cannot_have_its_commands_fixed(store: Store) -> None:

@@ -241,6 +241,11 @@ class Store(ABC):
         """Raises NotFound."""
 
     @abstractmethod
+    def run_view(self, run_id: int) -> RunView:
+        """The run with its tasks, command fixes, notifications and marks, as of one moment
+        (one read). Raises NotFound."""
+
+    @abstractmethod
     def list_runs(
         self, job: str | None = None, *, limit: int = 50, offset: int = 0
     ) -> list[RunRecord]:
@@ -688,3 +693,14 @@ def plan_version_of(versions: Sequence[PlanVersion], path: str, number: int) -> 
         if number <= version.attempts.get(path, 0):
             return version.version
     return versions[-1].version if versions else 1
+
+
+@dataclass(frozen=True)
+class RunView:
+    """A run with everything its page shows, read together."""
+
+    run: RunRecord
+    tasks: list[TaskRecord]
+    fixes: list[CommandFix]
+    notifications: list[NotificationRecord]
+    marks: list[TaskMark]

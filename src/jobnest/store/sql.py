@@ -50,6 +50,7 @@ from jobnest.store.base import (
     PlanVersion,
     RunChange,
     RunRecord,
+    RunView,
     ScheduleState,
     SessionRecord,
     SkippedSlot,
@@ -301,6 +302,16 @@ class SQLStore(Store):
         with self._read() as conn:
             return _get_run(conn, run_id)
 
+    def run_view(self, run_id: int) -> RunView:
+        with self._read() as conn:
+            return RunView(
+                _get_run(conn, run_id),
+                _tasks(conn, run_id),
+                _fixes(conn, run_id),
+                _notifications(conn, run_id),
+                _marks(conn, run_id),
+            )
+
     def list_runs(
         self, job: str | None = None, *, limit: int = 50, offset: int = 0
     ) -> list[RunRecord]:
@@ -329,14 +340,9 @@ class SQLStore(Store):
         return dict(document)
 
     def tasks(self, run_id: int) -> list[TaskRecord]:
-        query = (
-            sa.select(*_TASK_COLUMNS)
-            .where(task_runs.c.run_id == run_id)
-            .order_by(task_runs.c.position)
-        )
         with self._read() as conn:
             _require_run(conn, run_id)
-            return [TaskRecord(*row) for row in conn.execute(query)]
+            return _tasks(conn, run_id)
 
     def attempts(self, run_id: int, path: str | None = None) -> list[AttemptRecord]:
         query = sa.select(*_ATTEMPT_COLUMNS).where(attempts.c.run_id == run_id)
@@ -381,13 +387,8 @@ class SQLStore(Store):
         return replace(fix, at=now.astimezone(UTC))
 
     def command_fixes(self, run_id: int) -> list[CommandFix]:
-        query = (
-            sa.select(*_FIX_COLUMNS)
-            .where(command_fixes.c.run_id == run_id)
-            .order_by(command_fixes.c.id)
-        )
         with self._read() as conn:
-            return [CommandFix(*row) for row in conn.execute(query)]
+            return _fixes(conn, run_id)
 
     def heartbeat(self, run_id: int, *, owner: str, now: datetime) -> None:
         with self._write() as conn:
@@ -649,13 +650,8 @@ class SQLStore(Store):
             return [NotificationRecord(*row) for row in conn.execute(query.order_by("id"))]
 
     def notifications(self, run_id: int) -> list[NotificationRecord]:
-        query = (
-            sa.select(*_NOTIFICATION_COLUMNS)
-            .where(notifications.c.run_id == run_id)
-            .order_by(notifications.c.id)
-        )
         with self._read() as conn:
-            return [NotificationRecord(*row) for row in conn.execute(query)]
+            return _notifications(conn, run_id)
 
     def claim_notifications(
         self, *, now: datetime, lease_until: datetime, limit: int = 10
@@ -903,9 +899,41 @@ class SQLStore(Store):
         return replace(mark, at=mark.at.astimezone(UTC))
 
     def task_marks(self, run_id: int) -> list[TaskMark]:
-        query = sa.select(*_MARK_COLUMNS).where(task_marks.c.run_id == run_id)
         with self._read() as conn:
-            return [TaskMark(*row) for row in conn.execute(query.order_by(task_marks.c.id))]
+            return _marks(conn, run_id)
+
+
+# --- what a run's page shows ---------------------------------------------------------------
+
+
+def _tasks(conn: Connection, run_id: int) -> list[TaskRecord]:
+    query = (
+        sa.select(*_TASK_COLUMNS).where(task_runs.c.run_id == run_id).order_by(task_runs.c.position)
+    )
+    return [TaskRecord(*row) for row in conn.execute(query)]
+
+
+def _fixes(conn: Connection, run_id: int) -> list[CommandFix]:
+    query = (
+        sa.select(*_FIX_COLUMNS)
+        .where(command_fixes.c.run_id == run_id)
+        .order_by(command_fixes.c.id)
+    )
+    return [CommandFix(*row) for row in conn.execute(query)]
+
+
+def _notifications(conn: Connection, run_id: int) -> list[NotificationRecord]:
+    query = (
+        sa.select(*_NOTIFICATION_COLUMNS)
+        .where(notifications.c.run_id == run_id)
+        .order_by(notifications.c.id)
+    )
+    return [NotificationRecord(*row) for row in conn.execute(query)]
+
+
+def _marks(conn: Connection, run_id: int) -> list[TaskMark]:
+    query = sa.select(*_MARK_COLUMNS).where(task_marks.c.run_id == run_id)
+    return [TaskMark(*row) for row in conn.execute(query.order_by(task_marks.c.id))]
 
 
 # --- engines and transactions ------------------------------------------------------------------

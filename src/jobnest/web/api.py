@@ -265,7 +265,7 @@ async def list_runs(
 @router.get("/runs/{run_id}", tags=["runs"], response_model=RunDetail)
 async def get_run(run_id: RunId, daemon: DaemonDep, cache: CacheDep, url: UrlDep) -> Response:
     """The run with every task's status, times, exit code and attempts, and its fixes."""
-    return _kept(cache, url, lambda: _detail(daemon, daemon.store.get_run(run_id)))
+    return _kept(cache, url, lambda: _run_page(daemon, run_id))
 
 
 @router.get("/runs/{run_id}/plan", tags=["runs"])
@@ -409,7 +409,7 @@ async def mark_task(
             f'the body must be {{"status": "succeeded" | "skipped"}}, got {body!r:.80}'
         )
     daemon.mark_task(run_id, path, body["status"], by=_who(request))
-    return _detail(daemon, daemon.store.get_run(run_id))
+    return _run_page(daemon, run_id)
 
 
 def _who(request: Request) -> str:
@@ -497,11 +497,12 @@ def _kept(cache: ResponseCache, url: str, make: Callable[[], BaseModel]) -> Resp
 
 
 def _detail(daemon: Daemon, run: RunRecord) -> RunDetail:
-    store = daemon.store
-    return RunDetail.of_all(
-        run,
-        store.tasks(run.id),
-        store.command_fixes(run.id),
-        store.notifications(run.id),
-        store.task_marks(run.id),
-    )
+    """``run`` as an action left it, with its tasks, fixes, notifications and marks."""
+    view = daemon.store.run_view(run.id)
+    return RunDetail.of_all(run, view.tasks, view.fixes, view.notifications, view.marks)
+
+
+def _run_page(daemon: Daemon, run_id: int) -> RunDetail:
+    """The run and everything its page shows, from one read."""
+    view = daemon.store.run_view(run_id)
+    return RunDetail.of_all(view.run, view.tasks, view.fixes, view.notifications, view.marks)
