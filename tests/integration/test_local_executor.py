@@ -24,6 +24,7 @@ from jobnest.executors.wrapper import (
     pid_alive,
     read_exit,
     read_pid,
+    reap_group,
     split_status,
     write_exit,
 )
@@ -404,3 +405,16 @@ def test_recovery_kills_what_escaped_an_attempt_of_a_dead_daemon(
         escaped.kill()
         escaped.wait()
     assert store.tasks(run.id)[0].reason == "lost"
+
+
+def test_the_exited_members_of_a_stopped_group_are_reaped_so_it_is_seen_over() -> None:
+    """A subreaper daemon adopts a killed task's orphans: their zombies are reaped by group,
+    so that ``group_alive`` answers from one ``killpg`` instead of a look through /proc."""
+    pid = os.posix_spawn("/bin/sh", ["sh", "-c", "exit 0"], os.environ, setsid=True)
+    until(lambda: is_dead(pid), message=f"process {pid} never ended")
+
+    reap_group(pid)
+
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    assert not group_alive(pid)

@@ -44,7 +44,13 @@ from jobnest.executors.base import (
 )
 from jobnest.executors.escapees import VARIABLE, Census, Escapees, new_key
 from jobnest.executors.stopping import Stopping
-from jobnest.executors.wrapper import group_alive, split_status, wrapper_argv, write_exit
+from jobnest.executors.wrapper import (
+    group_alive,
+    reap_group,
+    split_status,
+    wrapper_argv,
+    write_exit,
+)
 
 POLL_INTERVAL = 0.05  # seconds between looks at a signalled group's leftovers
 
@@ -138,6 +144,7 @@ class LocalHandle(Stopping, Handle):
 
     def _is_left(self) -> bool:
         """Whether a process of the group, or one out of it that we signalled, is alive."""
+        reap_group(self._pgid)
         return group_alive(self._pgid) or self._escaped.any_alive()
 
     def _outcome_of(self, returncode: int) -> Outcome:

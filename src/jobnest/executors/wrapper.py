@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import signal
+from contextlib import suppress
 from pathlib import Path
 
 from jobnest.executors.base import EXIT, PID
@@ -89,6 +90,18 @@ def group_alive(pgid: int) -> bool:
         pass  # the group exists but belongs to someone else: look closer
     with os.scandir("/proc") as entries:
         return any(_is_live_member(entry.name, pgid) for entry in entries)
+
+
+def reap_group(pgid: int) -> None:
+    """Reap the exited members of group ``pgid`` that are this process's children.
+
+    The daemon is a subreaper: a stopped task's orphans become its children, and until they
+    are reaped their zombies keep the group in existence, so that ``group_alive`` has to look
+    through all of ``/proc`` instead of answering from one ``killpg``.
+    """
+    with suppress(ChildProcessError):
+        while os.waitid(os.P_PGID, pgid, os.WEXITED | os.WNOHANG) is not None:
+            pass
 
 
 def pid_alive(pid: int) -> bool:
