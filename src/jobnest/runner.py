@@ -257,6 +257,7 @@ class _Driver:
             heartbeat.cancel()
             capping.cancel()
             self.runner.slots.forget(self._wake)
+            self.runner.slots.leave(self.run.id)
             if timer is not None:
                 timer.cancel()
         await self._release()
@@ -362,13 +363,15 @@ class _Driver:
                 blocked.append(node)
                 self._queue(changes, node, reason)
         self.waiting = blocked
+        if all(self.tasks[node.id].reason == JOB_LIMIT for node in blocked):
+            self.runner.slots.leave(self.run.id)  # no shared slot wanted: let others go first
         return launches
 
     def _take(self, node: PlanNode) -> str | None:
         """Take the slots ``node`` needs; None, or the limit that keeps it waiting."""
         if self.job_limit is not None and self.running >= self.job_limit:
             return JOB_LIMIT
-        reason = self.runner.slots.take(_pool(node))
+        reason = self.runner.slots.take(_pool(node), self.run.id)
         if reason is None:
             self.running += 1
         return reason

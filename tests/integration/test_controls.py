@@ -127,6 +127,23 @@ async def test_nested_job_competing_for_a_one_slot_pool_finishes_and_never_share
     assert most_at_once(pooled) == 1
 
 
+async def test_runs_sharing_a_pool_take_turns_instead_of_the_first_holding_it_to_the_end(
+    api: Api,
+) -> None:
+    await api.put("big", *(cmd(f"b{i}", GATE, pool="one") for i in range(3)))
+    await api.put("small", cmd("s0", GATE, pool="one"))
+    big = await api.start("big")
+    await until_awaited(lambda: _one_of(api, big, "queued", "pool:one"), DEADLINE)
+    small = await api.start("small")
+    await api.task_is(small, "s0", "queued", "pool:one")
+    api.open_gate()
+    for run_id in (big, small):
+        assert (await api.finished(run_id))["status"] == "succeeded"
+    order = [a.path for a in sorted(api.attempts(big, small), key=lambda a: a.started_at)]
+    assert order.index("s0") < 3, order  # not after every task of big
+    assert most_at_once(api.attempts(big, small)) == 1
+
+
 async def test_a_task_waiting_for_a_pool_shows_queued_with_the_pool_as_its_reason(
     api: Api,
 ) -> None:

@@ -124,3 +124,36 @@ def test_a_pool_the_config_does_not_name_has_one_slot() -> None:
     slots = Slots(10, {})
     assert slots.take("unknown") is None
     assert slots.take("unknown") == "pool:unknown"
+
+
+def test_a_freed_slot_goes_to_the_run_that_waited_not_back_to_its_giver() -> None:
+    slots = Slots(10, {"p": 1})
+    assert slots.take("p", "big") is None
+    assert slots.take("p", "big") == "pool:p"  # its next task waits
+    assert slots.take("p", "small") == "pool:p"  # behind it
+    slots.give("p")
+    assert slots.take("p", "small") == "pool:p"  # big is first in line
+    assert slots.take("p", "big") is None
+    slots.give("p")
+    assert slots.take("p", "big") == "pool:p"  # round and round: small's turn
+    assert slots.take("p", "small") is None
+
+
+def test_a_run_that_left_the_line_holds_nobody_back() -> None:
+    slots = Slots(1, {})
+    assert slots.take(None, "a") is None
+    assert slots.take(None, "b") == GLOBAL_LIMIT
+    assert slots.take(None, "c") == GLOBAL_LIMIT
+    slots.give(None)
+    slots.leave("b")  # b's waiting task was cancelled, or its own job_limit holds it
+    assert slots.take(None, "c") is None
+
+
+def test_free_slots_beyond_the_line_are_anyone_s() -> None:
+    slots = Slots(3, {})
+    assert [slots.take(None, run) for run in ("a", "a", "a")] == [None, None, None]
+    assert slots.take(None, "b") == GLOBAL_LIMIT
+    slots.give(None)
+    slots.give(None)  # two free, one run in line: the second slot is anyone's
+    assert slots.take(None, "c") is None
+    assert slots.take(None, "b") is None
