@@ -251,12 +251,17 @@ def test_an_unusable_database_is_503_not_500(tmp_path: Path) -> None:
     assert "database" in response.json()["error"]
 
 
-def test_everything_is_open_without_a_password(tmp_path: Path) -> None:
+def open_app(tmp_path: Path) -> tuple[SQLStore, TestClient]:
+    """The small app guarded with no password configured: its store and a client."""
     settings = load_settings({"JOBNEST_HOME": str(tmp_path)})
     store = SQLStore.open(settings.database_url)
     app = small_app(tmp_path)
     install_auth(app, store, settings)
-    client = TestClient(app)
+    return store, TestClient(app)
+
+
+def test_everything_is_open_without_a_password(tmp_path: Path) -> None:
+    store, client = open_app(tmp_path)
     assert client.get("/api/things/a").status_code == 200
     assert make_thing(client, {}).json() == {"body": "x", "via": "open"}
     assert client.get("/api/session").json()["password_required"] is False
@@ -265,11 +270,7 @@ def test_everything_is_open_without_a_password(tmp_path: Path) -> None:
 
 
 def test_a_password_set_while_serving_applies_within_the_recheck_interval(tmp_path: Path) -> None:
-    settings = load_settings({"JOBNEST_HOME": str(tmp_path)})
-    store = SQLStore.open(settings.database_url)
-    app = small_app(tmp_path)
-    install_auth(app, store, settings)
-    client = TestClient(app)
+    store, client = open_app(tmp_path)
     assert client.get("/api/things/a").status_code == 200
     store.set_password_hash(HASH)  # as `jobnest passwd` does from another process
     until(

@@ -299,6 +299,19 @@ def escaped_pid(workdir: Path) -> int | None:
     return int(text) if text.endswith("\n") else None
 
 
+async def cancel_escaping(
+    attempt: AttemptSpec, folder: Path, *, grace: float
+) -> tuple[float, Outcome, int]:
+    """Start ``attempt``, wait for its process to escape, cancel it: how long the stop took,
+    the outcome and the escaped pid."""
+    handle = await LocalExecutor().start(attempt)
+    escaped = await until_async(lambda: escaped_pid(folder), DEADLINE, "never escaped")
+    before = time.monotonic()
+    await handle.terminate(grace=grace)
+    outcome = await handle.wait()
+    return time.monotonic() - before, outcome, escaped
+
+
 @pytest.fixture
 def bystanders(tmp_path: Path) -> Iterator[list[int]]:
     """``sleep 1000`` in sessions of their own, like the escaped ones, but not of the
@@ -321,15 +334,7 @@ def test_terminate_kills_what_escaped_the_group_and_nothing_else(
 ) -> None:
     attempt = spec(tmp_path, ESCAPE.format(trap="") + " wait")
 
-    async def cancel() -> tuple[float, Outcome, int]:
-        handle = await LocalExecutor().start(attempt)
-        escaped = await until_async(lambda: escaped_pid(tmp_path), DEADLINE, "never escaped")
-        before = time.monotonic()
-        await handle.terminate(grace=30)
-        outcome = await handle.wait()
-        return time.monotonic() - before, outcome, escaped
-
-    took, outcome, escaped = asyncio.run(cancel())
+    took, outcome, escaped = asyncio.run(cancel_escaping(attempt, tmp_path, grace=30))
 
     assert (outcome.reason, outcome.signal) == ("cancelled", signal.SIGTERM)
     assert took < 10  # it died of the SIGTERM: nowhere near the grace
@@ -342,15 +347,7 @@ def test_an_escaped_process_that_ignores_sigterm_is_sigkilled_after_the_grace(
 ) -> None:
     attempt = spec(tmp_path, ESCAPE.format(trap=STUBBORN) + " wait")
 
-    async def cancel() -> tuple[float, Outcome, int]:
-        handle = await LocalExecutor().start(attempt)
-        escaped = await until_async(lambda: escaped_pid(tmp_path), DEADLINE, "never escaped")
-        before = time.monotonic()
-        await handle.terminate(grace=0.5)
-        outcome = await handle.wait()
-        return time.monotonic() - before, outcome, escaped
-
-    took, outcome, escaped = asyncio.run(cancel())
+    took, outcome, escaped = asyncio.run(cancel_escaping(attempt, tmp_path, grace=0.5))
 
     assert outcome.signal == signal.SIGTERM  # the wrapper died at once; the escaped one lived on
     assert took >= 0.5  # wait() covered the grace for it
