@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime
-from typing import TextIO
-
-from rich.console import Console
+from typing import TYPE_CHECKING, TextIO
 
 from jobnest.runner import Event
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 STYLE = {
     "running": "cyan",
@@ -27,7 +28,11 @@ class Progress:
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stdout
-        self.console = Console(file=self.stream, highlight=False) if self.stream.isatty() else None
+        self.console: Console | None = None
+        if self.stream.isatty():
+            from rich.console import Console  # only a terminal needs rich: it loads slowly
+
+            self.console = Console(file=self.stream, highlight=False)
 
     def __call__(self, event: Event) -> None:
         line = describe(event)
