@@ -73,3 +73,17 @@ async def test_a_change_made_elsewhere_shows_within_the_ttl(
         assert time.monotonic() < deadline, "a job saved elsewhere never showed"
         await asyncio.sleep(0.05)
     assert await names(client) == ["elsewhere"]
+
+
+async def test_a_job_s_layout_follows_its_edits_at_once(client: httpx.AsyncClient) -> None:
+    async def boxes() -> list[str]:
+        response = await client.get("/api/jobs/nightly/layout")
+        assert response.status_code == 200
+        return sorted(box["id"] for box in response.json()["boxes"])
+
+    assert (await client.put("/api/jobs/nightly", json=job("nightly"))).status_code == 201
+    assert await boxes() == ["only"]
+    grown = job("nightly")
+    grown["tasks"].append({"name": "then", "command": "true", "after": ["only"]})
+    assert (await client.put("/api/jobs/nightly", json=grown)).status_code == 200
+    assert await boxes() == ["only", "then"]

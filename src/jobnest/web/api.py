@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import asdict
@@ -203,14 +204,17 @@ async def job_plan(name: JobName, daemon: DaemonDep) -> PlanOut:
 async def job_plan_layout(
     name: JobName,
     daemon: DaemonDep,
+    cache: CacheDep,
+    url: UrlDep,
     expand: Paths = None,
     collapse: Paths = None,
     every: Every = False,
-) -> JSONResponse:
+) -> Response:
     """The plan drawn left to right: boxes and routes; references open as ``expand`` says
     (``all``: every one), minus ``collapse``. Each reference box tells its ``tasks``."""
     view = await _view(expand, collapse, every, auto=False)
-    return JSONResponse(job_layout(daemon.plan(name), view))
+    body = cache.body(url, lambda: _json(job_layout(daemon.plan(name), view)))
+    return Response(body, media_type="application/json")
 
 
 @router.post("/jobs/{name}/runs", tags=["runs"], status_code=201, responses={200: REPLAYED})
@@ -494,6 +498,11 @@ def _kept(cache: ResponseCache, url: str, make: Callable[[], BaseModel]) -> Resp
     """The JSON of ``make()``, served from ``cache`` until something changes."""
     body = cache.body(url, lambda: make().model_dump_json().encode())
     return Response(body, media_type="application/json")
+
+
+def _json(data: Any) -> bytes:
+    """``data`` as JSON, written as ``JSONResponse`` writes it."""
+    return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
 def _detail(daemon: Daemon, run: RunRecord) -> RunDetail:
