@@ -213,8 +213,7 @@ async def job_plan_layout(
     """The plan drawn left to right: boxes and routes; references open as ``expand`` says
     (``all``: every one), minus ``collapse``. Each reference box tells its ``tasks``."""
     view = await _view(expand, collapse, every, auto=False)
-    body = cache.body(url, lambda: _json(job_layout(daemon.plan(name), view)))
-    return Response(body, media_type="application/json")
+    return _kept(cache, url, lambda: job_layout(daemon.plan(name), view))
 
 
 @router.post("/jobs/{name}/runs", tags=["runs"], status_code=201, responses={200: REPLAYED})
@@ -494,14 +493,18 @@ def _page(daemon: Daemon, job: str | None, limit: int, offset: int) -> RunPage:
     )
 
 
-def _kept(cache: ResponseCache, url: str, make: Callable[[], BaseModel]) -> Response:
+def _kept(
+    cache: ResponseCache, url: str, make: Callable[[], BaseModel | dict[str, Any]]
+) -> Response:
     """The JSON of ``make()``, served from ``cache`` until something changes."""
-    body = cache.body(url, lambda: make().model_dump_json().encode())
+    body = cache.body(url, lambda: _json(make()))
     return Response(body, media_type="application/json")
 
 
-def _json(data: Any) -> bytes:
-    """``data`` as JSON, written as ``JSONResponse`` writes it."""
+def _json(data: BaseModel | dict[str, Any]) -> bytes:
+    """``data`` as JSON, written as FastAPI would write it."""
+    if isinstance(data, BaseModel):
+        return data.model_dump_json().encode()
     return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
